@@ -67,7 +67,7 @@ def datalist(
     images: str,
     labels: str | None = None,
     output: str = "datalist.json",
-    pattern: str = r"(?P<patient_id>[^_]+)_(?P<view>coronal|left|right)",
+    pattern: str | None = None,
     split: tuple[float, float, float] = (0.65, 0.175, 0.175),
     seed: int = 0,
 ) -> str:
@@ -77,7 +77,10 @@ def datalist(
         images: folder of radiographs (DICOM, PNG, JPEG, NIfTI).
         labels: folder of masks with the same stem as their image; omit for an unlabelled (inference) list.
         output: datalist JSON to write.
-        pattern: regular expression with named groups ``patient_id`` and ``view`` matched against file stems.
+        pattern: regular expression with named groups ``patient_id`` and ``view`` matched (case-insensitively)
+            against whole file stems; defaults to ``r2mf_monai.data.datalist.DEFAULT_PATTERN``, i.e.
+            ``<patient><_ or - or space><view>`` with views coronal/cor/ap/pa/c/frontal,
+            left_bending/left/lb/l and right_bending/right/rb/r (e.g. ``P0001_coronal``, ``case12-LB``).
         split: fractions of patients for training, validation and test.
         seed: seed of the patient shuffle.
     """
@@ -86,30 +89,125 @@ def datalist(
     return str(build_datalist(images, labels, output=output, pattern=pattern, split=split, seed=seed))
 
 
-def landmarks2mask(landmarks: str, images: str, out_dir: str) -> str:
+def landmarks2mask(
+    landmarks: str, images: str, out_dir: str, filenames: str | None = None, num_vertebrae: int | None = 17
+) -> str:
     """Convert AASCE/SpineWeb-style vertebra corner landmarks (17 x 4 corners, .mat or .csv) to whole-column masks.
 
     Args:
         landmarks: a landmark file or a folder of them.
         images: folder of the matching images (for the mask size).
         out_dir: folder for the PNG masks.
+        filenames: the ``filenames.csv`` of the csv layout; defaults to the one beside ``landmarks.csv``.
+        num_vertebrae: vertebrae per image (4 corners each); ``None`` accepts any multiple of 4. Defaults to 17.
     """
     from r2mf_monai.data.landmarks import convert_landmarks
 
-    return str(convert_landmarks(landmarks, images, out_dir))
+    return str(convert_landmarks(landmarks, images, out_dir, filenames=filenames, num_vertebrae=num_vertebrae))
 
 
-def measure(masks: str, output: str | None = None, spacing: float | None = None) -> Any:
-    """Scoliosis measurements (curves, Cobb angles, flexibility, Lenke type) from masks or a study folder.
+def measure(
+    masks: str,
+    output: str | None = None,
+    spacing: float | None = None,
+    images: str | None = None,
+    orientation: str = "auto",
+    min_cobb: float = 5.0,
+    sacrum_mm: float = 75.0,
+) -> Any:
+    """Scoliosis measurements (curves, Cobb angles, flexibility, Lenke type) from masks: a JSON report and a figure.
 
     Args:
-        masks: a mask file, a folder of masks, or a study folder with coronal, left and right views.
-        output: folder for the JSON report and figure; defaults to next to the masks.
-        spacing: pixel spacing in mm where the files do not carry it.
+        masks: a mask file, or a folder of masks named ``<patient>_<view>[_mask].<ext>`` with views ``coronal``,
+            ``left_bending``, ``right_bending`` (one report per patient).
+        output: folder for the JSON reports and figures; defaults to ``measurements/`` beside the masks.
+        spacing: pixel spacing in mm where the files do not carry it (PNG); otherwise lengths are in pixels.
+        images: the radiographs (file or folder, same stems) to draw under the masks; DICOM ones give the spacing.
+        orientation: display convention: ``PA`` (image right = patient right), ``AP`` (radiological) or ``auto``
+            (from the bending views' trunk lean).
+        min_cobb: smallest Cobb angle reported, degrees.
+        sacrum_mm: height of the sacrum included in the masks, for the vertebral level estimate.
     """
     from r2mf_monai.measure.report import measure_path
 
-    return measure_path(masks, output=output, spacing=spacing)
+    return measure_path(
+        masks,
+        output=output,
+        spacing=spacing,
+        images=images,
+        orientation=orientation,
+        min_cobb=min_cobb,
+        sacrum_mm=sacrum_mm,
+    )
+
+
+def infer(
+    input_dir: str,
+    output_dir: str,
+    bundle_dir: str | None = None,
+    formats: str | tuple[str, ...] = ("png", "nii"),
+    overlay: bool = True,
+    device: str | None = None,
+    backend: str = "pytorch",
+    onnx_path: str | None = None,
+) -> str:
+    """Segment every radiograph in INPUT_DIR (DICOM, PNG, JPEG, NIfTI) with the bundle's inference.json.
+
+    This is ``python -m monai.bundle run inference --config_file BUNDLE/configs/inference.json`` with the folders
+    overridden: the same pipeline as every other door (MONAI Label, MONAI Deploy). Unreadable inputs are logged,
+    listed in ``OUTPUT_DIR/skipped_inputs.json`` and skipped.
+
+    Args:
+        input_dir: folder of radiographs (searched recursively) or one file.
+        output_dir: folder for ``<name>_mask.png``, ``<name>_mask.nii.gz``, ``<name>_overlay.png`` (and
+            ``<name>_seg.dcm``).
+        bundle_dir: the bundle folder; defaults to ``./bundle`` or the current folder (whichever holds configs/).
+        formats: mask formats among ``png``, ``nii``, ``dcmseg`` (comma-separated or a list).
+        overlay: also write an overlay picture per input.
+        device: ``cpu``, ``cuda`` or ``cuda:N``; defaults to CUDA when available.
+        backend: ``pytorch`` or ``onnxruntime`` (the exported model on ONNX Runtime; same pipeline otherwise).
+        onnx_path: the ONNX model for ``onnxruntime``; defaults to ``BUNDLE/models/model.onnx``, exported from
+            ``model.pt`` when missing.
+    """
+    import os
+
+    from monai.bundle import ConfigWorkflow
+
+    from r2mf_monai.bundle_paths import default_bundle_root
+
+    bundle_root = os.path.abspath(bundle_dir) if bundle_dir else default_bundle_root()
+    config_file = os.path.join(bundle_root, "configs", "inference.json")
+    if not os.path.isfile(config_file):
+        raise FileNotFoundError(f"--bundle_dir: no configs/inference.json in '{bundle_root}'")
+    if not os.path.exists(input_dir):
+        raise FileNotFoundError(f"INPUT_DIR '{input_dir}' does not exist")
+    fmt = [f.strip() for f in formats.split(",")] if isinstance(formats, str) else [str(f) for f in formats]
+    overrides: dict[str, Any] = {
+        "bundle_root": bundle_root,
+        "dataset_dir": os.path.abspath(input_dir),
+        "output_dir": os.path.abspath(output_dir),
+        "output_formats": fmt,
+        "save_overlay": bool(overlay),
+    }
+    if device is not None:
+        overrides["device"] = f"$torch.device('{device}')"
+    if backend not in ("pytorch", "onnxruntime"):
+        raise ValueError(f"--backend must be 'pytorch' or 'onnxruntime', got '{backend}'")
+    if backend == "onnxruntime":
+        from r2mf_monai.onnx_backend import onnx_overrides
+
+        overrides.update(onnx_overrides(config_file, bundle_root, onnx_path))
+    workflow = ConfigWorkflow(
+        config_file=config_file,
+        meta_file=os.path.join(bundle_root, "configs", "metadata.json"),
+        logging_file=os.path.join(bundle_root, "configs", "logging.conf"),
+        workflow_type="infer",
+        **overrides,
+    )
+    workflow.initialize()
+    workflow.run()
+    workflow.finalize()
+    return os.path.abspath(output_dir)
 
 
 COMMANDS = {
@@ -118,6 +216,7 @@ COMMANDS = {
     "datalist": datalist,
     "landmarks2mask": landmarks2mask,
     "measure": measure,
+    "infer": infer,
 }
 
 

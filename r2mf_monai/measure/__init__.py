@@ -1,0 +1,59 @@
+# Copyright (c) r2mf-monai contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Scoliosis measurements from spinal-column masks: centreline, curves, Cobb angles, flexibility, Lenke type.
+
+The step after segmentation that the paper motivates (R2MF-Net §1, §3.9, §5): masks in, angles out. This layer knows
+masks (numpy (H, W), row 0 at the head, nonzero = column) and pixel spacing only; it imports no network, transform
+or command-line code.
+
+- :mod:`.centreline`: smoothed, arc-length-parametrised centreline and its tangent angle.
+- :mod:`.levels`: vertebral levels estimated from the position along the column; Lenke regions.
+- :mod:`.cobb`: curves between tangent extremes, Cobb angles, apex, end levels, CSVL deviation (one view).
+- :mod:`.lenke`: flexibility on side-bending views, structural curves, Lenke curve type and lumbar modifier.
+- :mod:`.report`: reading mask files, per-study JSON reports, :func:`.report.measure_path` for the command line.
+- :mod:`.figure`: the study figure (views side by side with Cobb lines and the numbers).
+"""
+
+from __future__ import annotations
+
+from r2mf_monai.measure.centreline import Centreline, extract_centreline
+from r2mf_monai.measure.cobb import Curve, ViewMeasurement, find_curves, measure_mask
+from r2mf_monai.measure.lenke import (
+    CurveAssessment,
+    LenkeClassification,
+    classify_lenke,
+    lenke_curve_type,
+    lumbar_modifier,
+)
+from r2mf_monai.measure.levels import LevelModel, region_of
+from r2mf_monai.measure.report import StudyReport, measure_path, measure_study, read_mask, write_report
+
+__all__ = [
+    "Centreline",
+    "Curve",
+    "CurveAssessment",
+    "LenkeClassification",
+    "LevelModel",
+    "StudyReport",
+    "ViewMeasurement",
+    "classify_lenke",
+    "extract_centreline",
+    "find_curves",
+    "lenke_curve_type",
+    "lumbar_modifier",
+    "measure_mask",
+    "measure_path",
+    "measure_study",
+    "read_mask",
+    "region_of",
+    "write_report",
+]

@@ -1,0 +1,403 @@
+# Copyright (c) r2mf-monai contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Curves and Cobb angles of one view, from the tangent of the spinal centreline.
+
+The Cobb angle is the angle between the upper endplate of the upper end vertebra and the lower endplate of the lower
+end vertebra, the end vertebrae being the most tilted ones (Cobb 1948; the measurement the paper's masks serve, §1
+and §5). An endplate is perpendicular to the column's axis, so its tilt equals the tilt of the centreline's tangent,
+and the end vertebrae of a curve are the *extremes* of the tangent angle (the inflection points of the centreline).
+Hence: the curves of a view are the stretches between consecutive tangent extremes, and each curve's Cobb angle is
+the difference of the tangent angles at its two ends. Ends are sought from the top of the column down to the upper
+endplate of S1 (estimated with the level model): the sacrum below it is in the masks but carries no Cobb line.
+Extremes are found with a hysteresis (a "zig-zag") of ``min_cobb`` degrees, so wiggles smaller than the threshold
+neither make curves nor split them.
+
+For each curve this module reports: Cobb angle, end and apex levels (estimated, see :mod:`.levels`), the Lenke region
+of the apex, the convex side (``"image_left"``/``"image_right"``: sides of the *image*; they are the patient's sides
+only on PA-convention display, i.e. the patient seen from behind; :mod:`.lenke` resolves the patient's side), the
+apex (the centreline point farthest from the chord joining the curve's ends) and the apex's horizontal distance from
+the centre sacral vertical line (CSVL: the image vertical through the centre of the sacrum, the lowest part of the
+column; "vertical" is the image's, so a radiograph taken tilted tilts the CSVL with it), in mm where the pixel
+spacing is known and in pixels otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from r2mf_monai.measure.centreline import Centreline, extract_centreline, parse_spacing
+from r2mf_monai.measure.levels import REGION_ABBREVIATIONS, LevelModel, region_of
+
+__all__ = ["Curve", "ViewMeasurement", "find_curves", "measure_centreline", "measure_mask", "tangent_extremes"]
+
+SRS_SCOLIOSIS_DEG = 10.0
+"""The Scoliosis Research Society's threshold: a coronal Cobb angle of 10 degrees or more is scoliosis."""
+
+
+@dataclass
+class Curve:
+    """One curve of a view.
+
+    Attributes:
+        cobb_deg: the Cobb angle in degrees.
+        upper_level: estimated upper end vertebra, e.g. ``"T5"``.
+        lower_level: estimated lower end vertebra.
+        apex_level: estimated apical vertebra.
+        region: Lenke region of the apex (one of :data:`.levels.REGIONS`).
+        convex: ``"image_left"`` or ``"image_right"``: the side of the image the curve is convex towards.
+        upper_tangent_deg: tilt of the column axis (and of the endplate) at the upper end, from the image vertical;
+            positive when the column runs towards the image's right going down.
+        lower_tangent_deg: the same at the lower end.
+        upper_fraction: position of the upper end as a fraction of the column length (0 = top).
+        lower_fraction: the same for the lower end.
+        apex_fraction: the same for the apex.
+        apex_deviation: signed horizontal distance of the apex from the CSVL, positive towards the image's right, in
+            ``unit``; ``None`` when unknown.
+        unit: ``"mm"`` or ``"px"``.
+        upper_index: index of the upper end on the centreline (``None`` for curves made by hand).
+        lower_index: index of the lower end on the centreline.
+        apex_index: index of the apex on the centreline.
+        patient_side: ``"right"``/``"left"`` convexity on the patient once the display orientation is known.
+    """
+
+    cobb_deg: float
+    upper_level: str
+    lower_level: str
+    apex_level: str
+    region: str
+    convex: str
+    upper_tangent_deg: float = 0.0
+    lower_tangent_deg: float = 0.0
+    upper_fraction: float | None = None
+    lower_fraction: float | None = None
+    apex_fraction: float | None = None
+    apex_deviation: float | None = None
+    unit: str = "px"
+    upper_index: int | None = None
+    lower_index: int | None = None
+    apex_index: int | None = None
+    patient_side: str | None = None
+
+    @property
+    def name(self) -> str:
+        """Short name of the region: ``"PT"``, ``"MT"`` or ``"TL/L"``."""
+        return REGION_ABBREVIATIONS.get(self.region, self.region)
+
+    def to_dict(self) -> dict:
+        """JSON-ready description (angles in degrees, lengths in ``unit``)."""
+        return {
+            "region": self.region,
+            "name": self.name,
+            "cobb_deg": round(float(self.cobb_deg), 1),
+            "upper_end_vertebra": self.upper_level,
+            "lower_end_vertebra": self.lower_level,
+            "apex": self.apex_level,
+            "convex_towards": self.convex,
+            "convex_patient_side": self.patient_side,
+            "upper_endplate_tilt_deg": round(float(self.upper_tangent_deg), 1),
+            "lower_endplate_tilt_deg": round(float(self.lower_tangent_deg), 1),
+            "apex_deviation_from_csvl": None if self.apex_deviation is None else round(float(self.apex_deviation), 1),
+            "unit": self.unit,
+        }
+
+
+@dataclass
+class ViewMeasurement:
+    """Everything measured on one view.
+
+    Attributes:
+        curves: the curves of at least ``min_cobb`` degrees, top to bottom.
+        view: ``"coronal"``, ``"left_bending"``, ``"right_bending"`` or ``None``.
+        unit: ``"mm"`` or ``"px"`` for every length.
+        spacing: ``(row, column)`` pixel spacing in mm, or ``None``.
+        shape: ``(H, W)`` of the mask.
+        centreline: the :class:`.centreline.Centreline` (``None`` for measurements made by hand).
+        levels: the :class:`.levels.LevelModel` the level labels come from.
+        csvl_col: column (pixels) of the centre sacral vertical line.
+        lean_deg: trunk lean: angle from the image vertical of the line from the sacral centre to the top of the
+            column, positive when the top lies to the image's right (a bending view leans towards the bending side).
+        lumbar_apex: for the Lenke lumbar modifier: ``{"level", "offset", "half_width", "point"}`` with the signed
+            horizontal offset of the lumbar apex's centre from the CSVL and the column's horizontal half-width there
+            (``unit``), ``point`` in pixels (row, column).
+        min_cobb: the threshold the curves were found with.
+        notes: anything the user should know about this view (e.g. removed specks).
+    """
+
+    curves: list[Curve]
+    view: str | None = None
+    unit: str = "px"
+    spacing: tuple[float, float] | None = None
+    shape: tuple[int, int] | None = None
+    centreline: Centreline | None = None
+    levels: LevelModel = field(default_factory=LevelModel)
+    csvl_col: float | None = None
+    lean_deg: float | None = None
+    lumbar_apex: dict | None = None
+    min_cobb: float = 5.0
+    notes: list[str] = field(default_factory=list)
+
+    def major(self) -> Curve | None:
+        """The curve with the largest Cobb angle, or ``None``."""
+        return max(self.curves, key=lambda c: c.cobb_deg) if self.curves else None
+
+    def by_region(self) -> dict[str, Curve]:
+        """The largest curve of each region that has one."""
+        out: dict[str, Curve] = {}
+        for c in self.curves:
+            if c.region not in out or c.cobb_deg > out[c.region].cobb_deg:
+                out[c.region] = c
+        return out
+
+    def turning_between(self, upper_fraction: float, lower_fraction: float) -> float | None:
+        """Tangent turning (degrees, lower minus upper) between two fractions of the column, ``None`` without a
+        centreline. Used to read a bending view's Cobb angle between another view's end levels."""
+        if self.centreline is None:
+            return None
+        t = self.centreline.tangent_deg
+        return float(t[self.centreline.index_at(lower_fraction)] - t[self.centreline.index_at(upper_fraction)])
+
+    def to_dict(self) -> dict:
+        """JSON-ready description of the view."""
+        c = self.centreline
+        return {
+            "view": self.view,
+            "shape": None if self.shape is None else list(self.shape),
+            "pixel_spacing_mm": None if self.spacing is None else list(self.spacing),
+            "unit": self.unit,
+            "column_length": None if c is None else round(float(c.length), 1),
+            "column_top_px": None if c is None else [round(float(v), 1) for v in c.points[0]],
+            "column_bottom_px": None if c is None else [round(float(v), 1) for v in c.points[-1]],
+            "csvl_column_px": None if self.csvl_col is None else round(float(self.csvl_col), 1),
+            "trunk_lean_deg": None if self.lean_deg is None else round(float(self.lean_deg), 1),
+            "min_cobb_deg": self.min_cobb,
+            "largest_cobb_deg": None if self.major() is None else round(float(self.major().cobb_deg), 1),
+            "scoliosis": None if self.major() is None else bool(self.major().cobb_deg >= SRS_SCOLIOSIS_DEG),
+            "curves": [cv.to_dict() for cv in self.curves],
+            "lumbar_apex": None
+            if self.lumbar_apex is None
+            else {k: (round(float(v), 1) if isinstance(v, float) else v) for k, v in self.lumbar_apex.items()},
+            "notes": list(self.notes),
+        }
+
+
+def tangent_extremes(tangent_deg: np.ndarray, threshold: float) -> list[int]:
+    """Indices of alternating extremes of the tangent angle, each swing at least ``threshold`` degrees.
+
+    A zig-zag (hysteresis) filter: a new extreme is confirmed once the angle has come back from it by ``threshold``,
+    so oscillations smaller than the threshold are ignored. The stretches between consecutive returned indices are
+    the curves; each has a Cobb angle of at least ``threshold``. Nothing is returned for a column whose tangent never
+    swings by ``threshold``.
+    """
+    t = np.asarray(tangent_deg, dtype=float)
+    if t.ndim != 1 or len(t) < 2:
+        return []
+    pivots: list[int] = []
+    i_hi = i_lo = 0
+    trend = 0
+    ext = 0
+    for i in range(1, len(t)):
+        v = t[i]
+        if trend == 0:
+            if v > t[i_hi]:
+                i_hi = i
+            if v < t[i_lo]:
+                i_lo = i
+            if t[i_hi] - t[i_lo] >= threshold:
+                if i == i_hi:
+                    trend, ext = 1, i
+                    pivots.append(i_lo)
+                else:
+                    trend, ext = -1, i
+                    pivots.append(i_hi)
+        elif trend == 1:
+            if v > t[ext]:
+                ext = i
+            elif t[ext] - v >= threshold:
+                pivots.append(ext)
+                trend, ext = -1, i
+        else:
+            if v < t[ext]:
+                ext = i
+            elif v - t[ext] >= threshold:
+                pivots.append(ext)
+                trend, ext = 1, i
+    if trend != 0:
+        pivots.append(ext)
+    return pivots
+
+
+def _apex(points_mm: np.ndarray, i0: int, i1: int) -> tuple[int, float]:
+    """Index of the point between i0 and i1 farthest from the chord, and its signed side (+: image right)."""
+    seg = points_mm[i0 : i1 + 1]
+    a, b = seg[0], seg[-1]
+    chord = b - a
+    norm = np.linalg.norm(chord)
+    if norm == 0:
+        return (i0 + i1) // 2, 0.0
+    # signed distance: cross product of chord (row, col) with (point - a); positive = to the image right of the chord
+    # when the chord runs downwards
+    rel = seg - a
+    signed = (chord[0] * rel[:, 1] - chord[1] * rel[:, 0]) / norm
+    k = int(np.argmax(np.abs(signed)))
+    return i0 + k, float(signed[k])
+
+
+def find_curves(
+    centreline: Centreline,
+    min_cobb: float = 5.0,
+    levels: LevelModel | None = None,
+    csvl_col: float | None = None,
+) -> list[Curve]:
+    """Curves of a centreline: stretches between tangent extremes whose Cobb angle is at least ``min_cobb``.
+
+    Args:
+        centreline: the view's :class:`.centreline.Centreline`.
+        min_cobb: smallest Cobb angle (degrees) reported; smaller wiggles are treated as noise. Defaults to ``5.0``
+            (half the Scoliosis Research Society's 10 degree threshold for scoliosis).
+        levels: the level model. Defaults to ``LevelModel()``.
+        csvl_col: column (pixels) of the centre sacral vertical line; defaults to the bottom of the centreline.
+
+    Returns:
+        the curves, top to bottom.
+    """
+    levels = LevelModel() if levels is None else levels
+    spacing = np.asarray(centreline.spacing if centreline.spacing is not None else (1.0, 1.0))
+    pts_mm = centreline.points * spacing[None, :]
+    frac = centreline.fraction
+    t = centreline.tangent_deg
+    csvl = float(centreline.points[-1, 1]) if csvl_col is None else float(csvl_col)
+    # Cobb lines lie on vertebral endplates: the lowest is the upper endplate of S1, so the sacrum below it (which the
+    # masks include, paper section 4.1) bounds no curve
+    n = max(int(np.searchsorted(frac, levels.s1_endplate, side="right")), 2)
+    pivots = tangent_extremes(t[:n], min_cobb)
+    curves = []
+    for i0, i1 in zip(pivots[:-1], pivots[1:], strict=True):
+        cobb = abs(float(t[i1] - t[i0]))
+        if cobb < min_cobb:
+            continue
+        ia, side = _apex(pts_mm, i0, i1)
+        if side == 0.0:  # a degenerate chord: fall back on the sense of turning (see the module docstring)
+            side = -(t[i1] - t[i0])
+        curves.append(
+            Curve(
+                cobb_deg=cobb,
+                upper_level=levels.level(frac[i0]),
+                lower_level=levels.level(frac[i1]),
+                apex_level=levels.level(frac[ia]),
+                region=region_of(levels.position(frac[ia]), levels),
+                convex="image_right" if side > 0 else "image_left",
+                upper_tangent_deg=float(t[i0]),
+                lower_tangent_deg=float(t[i1]),
+                upper_fraction=float(frac[i0]),
+                lower_fraction=float(frac[i1]),
+                apex_fraction=float(frac[ia]),
+                apex_deviation=float((centreline.points[ia, 1] - csvl) * spacing[1]),
+                unit=centreline.unit,
+                upper_index=int(i0),
+                lower_index=int(i1),
+                apex_index=int(ia),
+            )
+        )
+    return curves
+
+
+def _lumbar_apex(centreline: Centreline, curves: list[Curve], levels: LevelModel, csvl: float) -> dict | None:
+    """The lumbar apex for Lenke's lumbar modifier and the column's horizontal half-width there.
+
+    The apex of the thoracolumbar/lumbar curve if there is one, else the point of the lumbar spine (T12-L4) farthest
+    from the CSVL (for a straight lumbar spine the CSVL then falls between the pedicles: modifier A).
+    """
+    spacing = np.asarray(centreline.spacing if centreline.spacing is not None else (1.0, 1.0))
+    tll = [c for c in curves if c.region == "thoracolumbar_lumbar" and c.apex_index is not None]
+    if tll:
+        i = max(tll, key=lambda c: c.cobb_deg).apex_index
+    else:
+        pos = levels.position(centreline.fraction)
+        sel = np.flatnonzero((pos >= levels.boundary("T12", body=True)) & (pos < levels.boundary("L5")))
+        if len(sel) == 0:
+            return None
+        i = int(sel[np.argmax(np.abs(centreline.points[sel, 1] - csvl))])
+    tilt = np.radians(centreline.tangent_deg[i])
+    half = 0.5 * float(centreline.width[i]) / max(np.cos(tilt), 0.2)  # horizontal half-width of the tilted column
+    return {
+        "level": levels.level(centreline.fraction[i]),
+        "offset": float((centreline.points[i, 1] - csvl) * spacing[1]),
+        "half_width": half,
+        "point": [round(float(v), 1) for v in centreline.points[i]],
+    }
+
+
+def measure_centreline(
+    centreline: Centreline,
+    view: str | None = None,
+    min_cobb: float = 5.0,
+    levels: LevelModel | None = None,
+    shape: tuple[int, int] | None = None,
+) -> ViewMeasurement:
+    """All measurements of one view from its centreline (see :func:`measure_mask`)."""
+    if not min_cobb > 0:
+        raise ValueError(f"min_cobb must be > 0 degrees, got {min_cobb}.")
+    levels = LevelModel() if levels is None else levels
+    pts = centreline.points
+    spacing = np.asarray(centreline.spacing if centreline.spacing is not None else (1.0, 1.0))
+    # the CSVL: the image vertical through the centre of the sacrum, the lowest part of the column: the mean column of
+    # the centreline over the sacral segment of the level model (its bottom point when the model has no sacrum)
+    sacral = centreline.fraction >= levels.edges[-2]
+    csvl = float(pts[sacral, 1].mean()) if sacral.any() else float(pts[-1, 1])
+    curves = find_curves(centreline, min_cobb=min_cobb, levels=levels, csvl_col=csvl)
+    d = (pts[0] - pts[-1]) * spacing
+    lean = float(np.degrees(np.arctan2(d[1], -d[0])))
+    return ViewMeasurement(
+        curves=curves,
+        view=view,
+        unit=centreline.unit,
+        spacing=centreline.spacing,
+        shape=shape,
+        centreline=centreline,
+        levels=levels,
+        csvl_col=csvl,
+        lean_deg=lean,
+        lumbar_apex=_lumbar_apex(centreline, curves, levels, csvl),
+        min_cobb=float(min_cobb),
+    )
+
+
+def measure_mask(
+    mask: np.ndarray,
+    spacing: float | tuple[float, float] | None = None,
+    view: str | None = None,
+    min_cobb: float = 5.0,
+    smoothing: float = 0.1,
+    levels: LevelModel | None = None,
+) -> ViewMeasurement:
+    """Curves, Cobb angles, levels and apex deviations of one spinal-column mask.
+
+    Args:
+        mask: (H, W) array, row 0 at the top (the head); values > 0.5 are the column.
+        spacing: pixel spacing in mm (one number or ``(row, column)``); ``None`` gives lengths in pixels.
+        view: the view's name, kept in the result.
+        min_cobb: smallest Cobb angle reported, in degrees. Defaults to ``5.0``.
+        smoothing: centreline smoothing window as a fraction of the column length. Defaults to ``0.1``.
+        levels: the vertebral level model. Defaults to ``LevelModel()`` (T1 to the bottom of the sacrum).
+
+    Returns:
+        the :class:`ViewMeasurement`.
+
+    Raises:
+        ValueError: for a mask that is not 2-D or is empty, or a bad ``spacing``, ``min_cobb`` or ``smoothing``.
+    """
+    arr = np.asarray(mask)
+    sp = parse_spacing(spacing)
+    centreline = extract_centreline(arr, spacing=sp, smoothing=smoothing)
+    return measure_centreline(centreline, view=view, min_cobb=min_cobb, levels=levels, shape=tuple(arr.shape[:2]))

@@ -1,0 +1,96 @@
+# Copyright (c) r2mf-monai contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Atomic file writing: write to a temporary name in the destination folder, then rename.
+
+Not from the paper: a project rule (design.md, "Habits") so that an interrupted run never leaves a half-written
+mask, overlay or DICOM object under its final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["atomic_write", "full_suffix"]
+
+# compressed containers whose writers pick the codec from the last suffix and the format from the one before
+_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst")
+
+
+def full_suffix(path: str | os.PathLike) -> str:
+    """The suffix a writer uses to pick its format: ``".png"`` for ``a.b.png``, ``".nii.gz"`` for ``a.nii.gz``.
+
+    Args:
+        path: a file name or path.
+
+    Returns:
+        The last suffix, or the last two when the last one is a compression suffix (``.gz``, ``.bz2``, ``.xz``,
+        ``.zst``); ``""`` when the name has none.
+    """
+    suffixes = Path(path).suffixes
+    if len(suffixes) >= 2 and suffixes[-1].lower() in _COMPRESSED_SUFFIXES:
+        return "".join(suffixes[-2:])
+    return suffixes[-1] if suffixes else ""
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, makedirs: bool = True) -> Iterator[Path]:
+    """Context manager yielding a temporary path next to ``path``; renamed to ``path`` when the block succeeds.
+
+    The temporary name keeps the suffix (``name.tmp-1a2b3c4d.png``, ``name.tmp-1a2b3c4d.nii.gz``) so writers that
+    choose the format from the suffix (PIL, nibabel, MONAI's ``ImageWriter`` classes) still work. It lies in the same
+    folder, so the final :func:`os.replace` is atomic on POSIX file systems: readers see either the old file or the
+    complete new one. The temporary file is not created in advance, so the writer creates it with the usual
+    permissions (umask), not the 0600 of :func:`tempfile.mkstemp`.
+
+    If the block raises, the temporary file is removed and the exception propagates; an existing file at ``path``
+    is left untouched.
+
+    Example::
+
+        with atomic_write("out/case_mask.png") as tmp:
+            PIL.Image.fromarray(mask).save(tmp)
+
+    Args:
+        path: the final file path.
+        makedirs: create the parent folder when it does not exist. Defaults to ``True``.
+
+    Yields:
+        The temporary path to write to.
+
+    Raises:
+        FileNotFoundError: when the parent folder does not exist and ``makedirs`` is ``False``, or when the block
+            finished without writing the temporary file.
+    """
+    final = Path(path)
+    parent = final.parent
+    if makedirs:
+        parent.mkdir(parents=True, exist_ok=True)
+    elif not parent.is_dir():
+        raise FileNotFoundError(f"output folder {str(parent)!r} for {str(final)!r} does not exist.")
+    suffix = full_suffix(final)
+    stem = final.name[: len(final.name) - len(suffix)] if suffix else final.name
+    tmp = parent / f"{stem}.tmp-{uuid.uuid4().hex[:8]}{suffix}"
+    while tmp.exists():  # pragma: no cover - a collision of 32 random bits in one folder
+        tmp = parent / f"{stem}.tmp-{uuid.uuid4().hex[:8]}{suffix}"
+    try:
+        yield tmp
+        if not tmp.is_file():
+            raise FileNotFoundError(f"nothing was written to the temporary file {str(tmp)!r} for {str(final)!r}.")
+        os.replace(tmp, final)
+    finally:
+        # on success tmp has been renamed away; on any failure (including KeyboardInterrupt) it is removed here
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()

@@ -1,0 +1,683 @@
+# Copyright (c) r2mf-monai contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""MONAI image readers for projection radiographs: DICOM, PNG/JPEG/TIFF/BMP and 2-D NIfTI (paper §4.1 input).
+
+Every reader returns one grey-level 2-D array in MONAI's 2-D convention, the one ``LoadImage`` with ``PILReader``
+gives: spatial axes (W, H), i.e. ``array[x, y]`` with x the image column and y the image row (row 0 at the top of
+the picture). A DICOM file and a PNG file that hold the same pixels load to the same array.
+
+All readers write the same metadata keys, so that a batch may mix formats and still collate:
+
+- ``format``: ``"DICOM"``, ``"PNG"``, ``"JPEG"``, ``"TIFF"``, ``"BMP"``, ``"GIF"`` or ``"NIfTI"``;
+- ``spatial_shape`` ``(W, H)``, ``original_channel_dim`` (``nan``: no channel), ``space``;
+- ``affine`` / ``original_affine``: 4x4; for DICOM and raster files ``diag(column spacing, row spacing, 1, 1)``
+  (identity when the spacing is unknown; a projection radiograph has no patient frame), for NIfTI the file's own;
+- ``spacing``: spacing per array axis ``(x, y)`` = (column, row) in mm, ``1.0`` where unknown (MONAI's meaning);
+- ``pixel_spacing``: ``(row spacing, column spacing)`` in mm as in DICOM PixelSpacing, ``nan`` where unknown
+  (read it with :func:`pixel_spacing_from_meta`, which gives ``None`` then);
+- ``pixel_spacing_source``: ``"PixelSpacing"``, ``"ImagerPixelSpacing"``, ``"NIfTI pixdim"`` or ``"none"``;
+- ``source_mode``: the DICOM PhotometricInterpretation or the PIL mode the pixels came in;
+- ``inverted``: whether MONOCHROME1 pixels were inverted.
+
+DICOM handling (pydicom):
+
+- the Modality LUT (Rescale Slope/Intercept or Modality LUT Sequence) is applied;
+- a VOI LUT *Sequence* is applied when present (``voi_lut="sequence"``, the default): it is the modality's own,
+  usually non-linear, mapping of raw detector values to a viewable image. A linear window (Window Center/Width)
+  is *not* applied by default, since it clips data and the per-image min-max normalisation of §4.1 follows
+  anyway; ``voi_lut="all"`` applies the window too (pydicom's ``apply_voi_lut``), ``"none"`` neither;
+- MONOCHROME1 is inverted so that bone is bright: ``lo + hi - value`` where ``[lo, hi]`` is the output range of the
+  stored bit depth after the same LUTs (so a MONOCHROME1 file with pixels ``4095 - p`` at 12 bits loads as ``p``).
+  The Presentation LUT Shape is not consulted (pydicom inverts only for ``INVERSE``; real MONOCHROME1 files
+  often leave it out);
+- colour (RGB, YBR, PALETTE COLOR) is converted to grey with the ITU-R BT.601 luma weights, like the raster reader
+  (a radiograph stored in colour is a grey picture in a colour container, e.g. a secondary capture);
+- multi-frame files (NumberOfFrames > 1) are refused: a radiograph is one frame;
+- compressed transfer syntaxes are decoded by whatever pydicom plugin is installed (RLE natively; JPEG baseline,
+  extended and lossless, JPEG-LS and JPEG 2000 through ``pylibjpeg`` with its ``-libjpeg``/``-openjpeg`` plugins,
+  the ``dicom`` extra of this package);
+- spacing from PixelSpacing, else ImagerPixelSpacing (also inside the functional groups of an enhanced file),
+  else none; a zero, negative or non-finite value counts as missing.
+
+Raster handling (Pillow): 16-bit grey PNG/TIFF (PIL modes ``I;16*``) stay 16-bit, 32-bit integer and float images
+keep their values, RGB/RGBA/palette images become grey (exactly one channel when R = G = B, else BT.601 luma; alpha
+is dropped), multi-frame files (animated GIF, multi-page TIFF) are refused. EXIF orientation is not applied, as in
+MONAI's ``PILReader``.
+
+A reader raises :class:`RadiographReadError` (a ``ValueError``) naming the file and the reason. ``read`` only
+parses the header; decoding and every check happen in ``get_data``, whose errors ``monai.transforms.LoadImage``
+does not catch, so they reach the user as they are (``read`` errors, by contrast, make ``LoadImage`` try its
+other readers and end in a generic ``RuntimeError``; :class:`r2mf_monai.transforms.load.LoadRadiograph` avoids
+that).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from monai.data import ImageReader, NibabelReader
+from monai.data.utils import affine_to_spacing
+from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
+
+__all__ = [
+    "RadiographReadError",
+    "RadiographNotFoundError",
+    "DicomRadiographReader",
+    "RasterRadiographReader",
+    "NiftiRadiographReader",
+    "RadiographReader",
+    "pixel_spacing_from_meta",
+    "detect_format",
+    "RASTER_SUFFIXES",
+    "DICOM_SUFFIXES",
+    "NIFTI_SUFFIXES",
+    "RADIOGRAPH_SUFFIXES",
+]
+
+logger = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike
+
+RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif")
+DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+RADIOGRAPH_SUFFIXES = RASTER_SUFFIXES + DICOM_SUFFIXES + NIFTI_SUFFIXES
+
+# ITU-R BT.601 luma weights, the ones PIL's convert("L") uses; applied in float to keep full precision.
+_LUMA = np.array([0.299, 0.587, 0.114])
+_VOI_CHOICES = ("sequence", "all", "none")
+
+
+class RadiographReadError(ValueError):
+    """A radiograph that cannot be read; the message names the file and the reason.
+
+    Args:
+        path: the file.
+        reason: what is wrong with it.
+    """
+
+    def __init__(self, path: PathLike | str, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"cannot read radiograph '{self.path}': {reason}")
+
+    def __reduce__(self):  # picklable across DataLoader worker processes
+        return (self.__class__, (self.path, self.reason))
+
+
+class RadiographNotFoundError(RadiographReadError, FileNotFoundError):
+    """A radiograph path that does not exist (both a :class:`RadiographReadError` and a ``FileNotFoundError``)."""
+
+
+def _suffix(path: PathLike) -> str:
+    name = str(path).lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
+
+
+def _has_dicom_preamble(path: PathLike) -> bool:
+    try:
+        with open(path, "rb") as f:
+            f.seek(128)
+            return f.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+    (b"GIF8", "GIF"),
+)
+
+
+def detect_format(path: PathLike) -> str | None:
+    """Family of a radiograph file, ``"dicom"``, ``"raster"`` or ``"nifti"``, from its content, else its suffix.
+
+    Args:
+        path: the file.
+
+    Returns:
+        the family, or ``None`` when neither the content nor the suffix is recognised.
+    """
+    if _has_dicom_preamble(path):
+        return "dicom"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(352)
+    except OSError:
+        head = b""
+    if any(head.startswith(magic) for magic, _ in _MAGIC):
+        return "raster"
+    if len(head) >= 348 and head[344:348] in (b"n+1\x00", b"ni1\x00"):
+        return "nifti"
+    suffix = _suffix(path)
+    if suffix in NIFTI_SUFFIXES:
+        return "nifti"
+    if suffix in RASTER_SUFFIXES:
+        return "raster"
+    if suffix in DICOM_SUFFIXES or suffix == "":
+        return "dicom"  # DICOM files without a preamble or a suffix are common in PACS exports
+    return None
+
+
+def _valid_spacing(value: Any) -> tuple[float, float] | None:
+    """(row, column) spacing from a DICOM multi-value, or None when missing, zero, negative or non-finite."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = value.split("\\")
+    elif not isinstance(value, Sequence):
+        value = [value]
+    try:
+        values = [float(v) for v in value]
+    except (TypeError, ValueError):
+        return None
+    if len(values) == 1:
+        values = values * 2
+    if len(values) < 2 or not np.all(np.isfinite(values[:2])) or min(values[:2]) <= 0:
+        return None
+    return values[0], values[1]
+
+
+def _radiograph_meta(
+    fmt: str,
+    shape_wh: Sequence[int],
+    pixel_spacing: tuple[float, float] | None,
+    spacing_source: str,
+    source_mode: str,
+    inverted: bool = False,
+    affine: np.ndarray | None = None,
+) -> dict:
+    """The metadata every reader of this module writes (same keys for every format, see the module docstring)."""
+    row, col = pixel_spacing if pixel_spacing is not None else (1.0, 1.0)
+    if affine is None:
+        affine = np.diag([col, row, 1.0, 1.0])
+    affine = np.asarray(affine, dtype=np.float64)
+    return {
+        "format": fmt,
+        MetaKeys.SPATIAL_SHAPE: np.asarray(shape_wh, dtype=np.int64),
+        MetaKeys.ORIGINAL_CHANNEL_DIM: float("nan"),
+        MetaKeys.SPACE: SpaceKeys.RAS,
+        MetaKeys.AFFINE: affine.copy(),
+        MetaKeys.ORIGINAL_AFFINE: affine.copy(),
+        "spacing": np.asarray([col, row], dtype=np.float64),
+        "pixel_spacing": np.asarray(pixel_spacing if pixel_spacing is not None else (np.nan, np.nan), np.float64),
+        "pixel_spacing_source": spacing_source if pixel_spacing is not None else "none",
+        "source_mode": source_mode,
+        "inverted": bool(inverted),
+    }
+
+
+def pixel_spacing_from_meta(meta: dict) -> tuple[float, float] | None:
+    """``(row spacing, column spacing)`` in mm from the metadata of a loaded radiograph, ``None`` when unknown.
+
+    Args:
+        meta: a ``MetaTensor.meta`` (or meta dict) written by a reader of this module.
+    """
+    value = meta.get("pixel_spacing")
+    if value is None:
+        return None
+    arr = np.asarray(value.cpu() if hasattr(value, "cpu") else value, dtype=np.float64).reshape(-1)
+    if arr.size < 2 or not np.all(np.isfinite(arr[:2])) or np.any(arr[:2] <= 0):
+        return None
+    return float(arr[0]), float(arr[1])
+
+
+def _to_grey(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) colour -> (H, W) grey: one channel exactly when R = G = B, else BT.601 luma in float."""
+    rgb = rgb[..., :3]
+    if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
+        return rgb[..., 0]
+    return rgb.astype(np.float64) @ _LUMA
+
+
+@dataclass
+class _Stack:
+    """Several files read into one multi-channel image (the ImageReader protocol for a list of files)."""
+
+    items: list
+    filenames: list[str]
+
+
+def _stack(arrays: list[np.ndarray], metas: list[dict], filenames: list[str]) -> tuple[np.ndarray, dict]:
+    if len(arrays) == 1:
+        return arrays[0], metas[0]
+    if any(a.shape != arrays[0].shape for a in arrays):
+        shapes = ", ".join(f"{f}: {a.shape}" for f, a in zip(filenames, arrays, strict=True))
+        raise RadiographReadError(filenames[0], f"files stacked as channels differ in size ({shapes})")
+    meta = dict(metas[0])
+    meta[MetaKeys.ORIGINAL_CHANNEL_DIM] = 0
+    return np.stack(arrays, axis=0), meta
+
+
+class DicomRadiographReader(ImageReader):
+    """Single-frame DICOM radiographs (CR, DX, DX-for-presentation, secondary capture) with pydicom.
+
+    See the module docstring for what is applied (Modality LUT, VOI LUT Sequence, MONOCHROME1 inversion, colour to
+    grey) and refused (multi-frame). Output: (W, H) float32 array, MONAI's ``PILReader`` orientation.
+
+    Args:
+        voi_lut: ``"sequence"`` applies a VOI LUT Sequence when the file has one and never a linear window
+            (the default: windowing clips data and min-max normalisation follows); ``"all"`` applies the VOI LUT
+            Sequence or else the first Window Center/Width (pydicom ``apply_voi_lut``); ``"none"`` applies neither.
+            Defaults to ``"sequence"``.
+        force: read files without the DICOM preamble (``pydicom.dcmread(force=True)``) when they have a DICOM
+            suffix or none. Defaults to ``True``.
+
+    Raises:
+        ValueError: when ``voi_lut`` is not one of the choices.
+        RadiographReadError: (when reading) for a file that is not DICOM, has no pixel data, has several frames,
+            or cannot be decoded; the message names the file.
+    """
+
+    def __init__(self, voi_lut: str = "sequence", force: bool = True) -> None:
+        if voi_lut not in _VOI_CHOICES:
+            raise ValueError(f"voi_lut must be one of {_VOI_CHOICES}, got {voi_lut!r}.")
+        self.voi_lut = voi_lut
+        self.force = force
+
+    def verify_suffix(self, filename: Sequence[PathLike] | PathLike) -> bool:
+        """Whether every file has a DICOM suffix, no suffix, or the DICOM preamble."""
+        return all(
+            _suffix(f) in DICOM_SUFFIXES or _suffix(f) == "" or _has_dicom_preamble(f) for f in ensure_tuple(filename)
+        )
+
+    def read(self, data: Sequence[PathLike] | PathLike, **kwargs) -> Any:
+        """Parse the DICOM header(s); pixel data are decoded in :meth:`get_data`.
+
+        Args:
+            data: a file or a list of files (stacked as channels).
+            kwargs: passed to ``pydicom.dcmread``.
+        """
+        import pydicom
+        from pydicom.errors import InvalidDicomError
+
+        items, names = [], []
+        for name in ensure_tuple(data):
+            name = str(name)
+            try:
+                try:
+                    ds = pydicom.dcmread(name, **kwargs)
+                except InvalidDicomError:
+                    if not (self.force and (_suffix(name) in DICOM_SUFFIXES or _suffix(name) == "")):
+                        raise
+                    ds = pydicom.dcmread(name, force=True, **kwargs)
+                    ds._r2mf_forced = True  # no preamble: may be no DICOM at all, said if no pixel data follows
+            except FileNotFoundError as e:
+                raise RadiographNotFoundError(name, "no such file") from e
+            except Exception as e:  # pydicom raises many types for a damaged file
+                raise RadiographReadError(name, f"not a readable DICOM file ({type(e).__name__}: {e})") from e
+            items.append(ds)
+            names.append(name)
+        return _Stack(items, names)
+
+    def get_data(self, img: Any) -> tuple[np.ndarray, dict]:
+        """Decode, apply the LUTs, invert MONOCHROME1, convert colour to grey, transpose to (W, H).
+
+        Args:
+            img: what :meth:`read` returned.
+        """
+        stack = img if isinstance(img, _Stack) else _Stack(list(ensure_tuple(img)), ["<dataset>"] * len(img))
+        arrays, metas = [], []
+        for ds, name in zip(stack.items, stack.filenames, strict=True):
+            array, meta = self._get_one(ds, name)
+            arrays.append(array)
+            metas.append(meta)
+        return _stack(arrays, metas, stack.filenames)
+
+    def _get_one(self, ds: Any, name: str) -> tuple[np.ndarray, dict]:
+        try:
+            from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
+        except ImportError:  # pydicom < 3 (setup.py allows >= 2.4; MONAI Label 0.8.5 needs < 3): same functions
+            from pydicom.pixel_data_handlers.util import apply_color_lut, apply_modality_lut, apply_voi_lut
+
+        if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+            if getattr(ds, "_r2mf_forced", False):
+                raise RadiographReadError(name, "not a DICOM image (no DICOM preamble and no pixel data found)")
+            raise RadiographReadError(name, "the DICOM file has no pixel data (not an image, or truncated)")
+        try:
+            frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+        except (TypeError, ValueError) as e:
+            raise RadiographReadError(name, f"invalid NumberOfFrames ({e})") from e
+        if frames > 1:
+            raise RadiographReadError(
+                name, f"multi-frame DICOM ({frames} frames); a radiograph must be a single 2-D frame"
+            )
+        tsyntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        try:
+            pixels = ds.pixel_array
+        except Exception as e:
+            tname = getattr(tsyntax, "name", str(tsyntax))
+            hint = ""
+            if getattr(tsyntax, "is_compressed", False):
+                try:
+                    from pydicom.pixels import get_decoder
+
+                    available = get_decoder(tsyntax).is_available
+                except Exception:  # an unknown transfer syntax: no decoder at all
+                    available = False
+                hint = (
+                    "the installed decoders failed on this data (corrupt or unsupported variant); "
+                    if available
+                    else "no decoder installed for it (pip install 'r2mf-monai[dicom]' for pylibjpeg and plugins); "
+                )
+            raise RadiographReadError(
+                name, f"cannot decode the pixel data (transfer syntax {tname}): {hint}{type(e).__name__}: {e}"
+            ) from e
+        photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper().strip()
+        samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
+        if pixels.ndim == 3 and samples == 1:
+            raise RadiographReadError(name, f"pixel data of shape {pixels.shape} is not a single 2-D frame")
+        if pixels.ndim not in (2, 3):
+            raise RadiographReadError(name, f"pixel data of shape {pixels.shape} is not a 2-D image")
+
+        inverted = False
+        try:
+            if photometric == "PALETTE COLOR":
+                pixels = _to_grey(apply_color_lut(pixels, ds))
+            elif samples > 1 or pixels.ndim == 3:
+                # pydicom's pixel_array already converts YBR to RGB
+                pixels = _to_grey(pixels)
+            else:
+                pixels, inverted = self._grey_lut(pixels, ds, photometric, apply_modality_lut, apply_voi_lut)
+        except RadiographReadError:
+            raise
+        except Exception as e:
+            raise RadiographReadError(name, f"cannot apply the DICOM LUTs: {type(e).__name__}: {e}") from e
+
+        spacing, source = self._spacing(ds)
+        rows, cols = pixels.shape
+        meta = _radiograph_meta("DICOM", (cols, rows), spacing, source, photometric, inverted)
+        return np.ascontiguousarray(pixels.T), meta
+
+    def _grey_lut(self, pixels, ds, photometric, apply_modality_lut, apply_voi_lut) -> tuple[np.ndarray, bool]:
+        """Modality LUT, VOI LUT (per ``voi_lut``) and MONOCHROME1 inversion of a grey frame."""
+        bits = int(getattr(ds, "BitsStored", getattr(ds, "BitsAllocated", 16)) or 16)
+        signed = int(getattr(ds, "PixelRepresentation", 0) or 0) == 1
+        lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+        stored_range = np.array([lo, hi], dtype=np.int64)
+
+        has_voi = "VOILUTSequence" in ds or (self.voi_lut == "all" and "WindowCenter" in ds)
+        has_voi = has_voi and self.voi_lut != "none"
+
+        def voi(arr: np.ndarray) -> np.ndarray:
+            arr = apply_modality_lut(arr, ds)
+            if has_voi:
+                arr = apply_voi_lut(arr, ds, index=0, prefer_lut=True)
+            return arr
+
+        out = voi(pixels)
+        if photometric == "MONOCHROME1":
+            ends = np.asarray(voi(stored_range), dtype=np.float64)
+            out = (ends.min() + ends.max()) - out.astype(np.float64)
+            return out, True
+        return out, False
+
+    @staticmethod
+    def _spacing(ds: Any) -> tuple[tuple[float, float] | None, str]:
+        """PixelSpacing, else ImagerPixelSpacing (top level, then the functional groups), else None."""
+        for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+            spacing = _valid_spacing(getattr(ds, keyword, None))
+            if spacing is not None:
+                return spacing, keyword
+        for group in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+            seq = getattr(ds, group, None)
+            if not seq:
+                continue
+            measures = getattr(seq[0], "PixelMeasuresSequence", None)
+            if measures:
+                spacing = _valid_spacing(getattr(measures[0], "PixelSpacing", None))
+                if spacing is not None:
+                    return spacing, "PixelSpacing"
+        return None, "none"
+
+
+class RasterRadiographReader(ImageReader):
+    """PNG (8/16 bit), JPEG, TIFF, BMP and single-frame GIF radiographs with Pillow, as grey (W, H) arrays.
+
+    The orientation is that of MONAI's ``PILReader`` (``reverse_indexing=True``). 16-bit grey images keep their
+    16 bits (PIL's ``I;16`` modes are read as uint16, never through an 8-bit ``"L"`` conversion); colour becomes grey
+    (see the module docstring). Pixel spacing is unknown for these formats (DPI tags are not patient spacing).
+
+    Raises:
+        RadiographReadError: (when reading) for a file Pillow cannot open or decode (e.g. truncated), or one with
+            several frames; the message names the file.
+    """
+
+    def verify_suffix(self, filename: Sequence[PathLike] | PathLike) -> bool:
+        """Whether every file has a raster suffix or a raster magic number."""
+        return all(
+            _suffix(f) in RASTER_SUFFIXES or (os.path.isfile(f) and detect_format(f) == "raster")
+            for f in ensure_tuple(filename)
+        )
+
+    def read(self, data: Sequence[PathLike] | PathLike, **kwargs) -> Any:
+        """Open the file(s) with Pillow (header only); decoding happens in :meth:`get_data`.
+
+        Args:
+            data: a file or a list of files (stacked as channels).
+            kwargs: passed to ``PIL.Image.open``.
+        """
+        from PIL import Image
+
+        items, names = [], []
+        for name in ensure_tuple(data):
+            name = str(name)
+            try:
+                items.append(Image.open(name, **kwargs))
+            except FileNotFoundError as e:
+                raise RadiographNotFoundError(name, "no such file") from e
+            except Exception as e:
+                raise RadiographReadError(name, f"not a readable image ({type(e).__name__}: {e})") from e
+            names.append(name)
+        return _Stack(items, names)
+
+    def get_data(self, img: Any) -> tuple[np.ndarray, dict]:
+        """Decode to a grey (W, H) array with the module's metadata.
+
+        Args:
+            img: what :meth:`read` returned.
+        """
+        stack = img if isinstance(img, _Stack) else _Stack(list(ensure_tuple(img)), ["<image>"] * len(img))
+        arrays, metas = [], []
+        for im, name in zip(stack.items, stack.filenames, strict=True):
+            array, meta = self._get_one(im, name)
+            arrays.append(array)
+            metas.append(meta)
+        return _stack(arrays, metas, stack.filenames)
+
+    @staticmethod
+    def _get_one(im: Any, name: str) -> tuple[np.ndarray, dict]:
+        frames = int(getattr(im, "n_frames", 1) or 1)
+        if frames > 1:
+            raise RadiographReadError(name, f"the image has {frames} frames; a radiograph must be a single frame")
+        try:
+            im.load()  # decodes; raises on truncated or corrupt data
+            mode = im.mode
+            if mode == "1":
+                arr = np.asarray(im.convert("L"))
+            elif mode in ("L", "I", "F") or mode.startswith("I;16"):
+                arr = np.asarray(im)
+                arr = arr.astype(arr.dtype.newbyteorder("=")) if not arr.dtype.isnative else arr
+            elif mode in ("LA", "La"):
+                arr = np.asarray(im.getchannel("L"))
+            elif mode in ("P", "PA"):
+                arr = _to_grey(np.asarray(im.convert("RGB")))
+            else:  # RGB, RGBA, CMYK, YCbCr, LAB, HSV, ...
+                arr = _to_grey(np.asarray(im.convert("RGB") if mode not in ("RGB", "RGBA") else im))
+        except RadiographReadError:
+            raise
+        except Exception as e:
+            raise RadiographReadError(name, f"cannot decode the image ({type(e).__name__}: {e})") from e
+        finally:
+            fmt = (im.format or _suffix(name).lstrip(".")).upper()
+            im.close()
+        if arr.ndim != 2:
+            raise RadiographReadError(name, f"decoded to shape {arr.shape}, not a 2-D grey image")
+        fmt = "JPEG" if fmt in ("JPG", "MPO") else fmt
+        meta = _radiograph_meta(fmt, (arr.shape[1], arr.shape[0]), None, "none", mode)
+        return np.ascontiguousarray(arr.T), meta
+
+
+class NiftiRadiographReader(NibabelReader):
+    """2-D NIfTI radiographs (a 2-D image, or 3-D/4-D with singleton trailing dimensions) via MONAI's NibabelReader.
+
+    NIfTI stores ``data[i, j]`` with i along x (image column), which is already MONAI's (W, H) convention: a NIfTI
+    whose data array is the transpose of a PNG's pixel matrix loads to the same array as that PNG. The file's
+    affine is kept; the pixel spacing comes from it (in mm; metres and microns are converted; with unknown units a
+    spacing of exactly 1 counts as unknown, anything else as mm).
+
+    Args:
+        kwargs: passed to ``monai.data.NibabelReader`` (``as_closest_canonical`` stays ``False``: reorienting would
+            flip the picture relative to the other formats).
+
+    Raises:
+        RadiographReadError: (when reading) for a 3-D volume, a multi-channel or colour image, or a file nibabel
+            cannot read; the message names the file.
+    """
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("as_closest_canonical", False)
+        kwargs.setdefault("squeeze_non_spatial_dims", False)
+        super().__init__(**kwargs)
+
+    def read(self, data: Sequence[PathLike] | PathLike, **kwargs) -> Any:
+        """Load the NIfTI header(s) with nibabel.
+
+        Args:
+            data: a file or a list of files.
+            kwargs: passed to ``nibabel.load``.
+        """
+        names = [str(n) for n in ensure_tuple(data)]
+        for name in names:
+            if not os.path.exists(name):
+                raise RadiographNotFoundError(name, "no such file")
+        try:
+            return super().read(names if len(names) > 1 else names[0], **kwargs)
+        except Exception as e:
+            raise RadiographReadError(names[0], f"not a readable NIfTI file ({type(e).__name__}: {e})") from e
+
+    def get_data(self, img: Any) -> tuple[np.ndarray, dict]:
+        """Decode and reduce to a 2-D (W, H) array with the module's metadata.
+
+        Args:
+            img: what :meth:`read` returned.
+        """
+        names = list(self.filenames)
+        arrays, metas = [], []
+        for im, name in zip(ensure_tuple(img), names, strict=True):
+            self.filenames = [name]
+            try:
+                data, header = super().get_data(im)
+            except Exception as e:
+                raise RadiographReadError(name, f"cannot decode the NIfTI data ({type(e).__name__}: {e})") from e
+            finally:
+                self.filenames = names
+            arrays.append(self._to_2d(np.asarray(data), name))
+            metas.append(self._meta(im, header, arrays[-1].shape))
+        return _stack(arrays, metas, names)
+
+    @staticmethod
+    def _to_2d(data: np.ndarray, name: str) -> np.ndarray:
+        if data.dtype.names is not None:
+            raise RadiographReadError(name, "colour (RGB) NIfTI is not supported; save the radiograph as grey")
+        shape = data.shape
+        if data.ndim < 2 or any(s != 1 for s in shape[2:]):
+            kind = "a 3-D volume or a multi-channel image" if data.ndim > 2 else "not a 2-D image"
+            raise RadiographReadError(name, f"NIfTI data of shape {shape} is {kind}; a radiograph must be 2-D")
+        return np.ascontiguousarray(data.reshape(shape[:2]))
+
+    @staticmethod
+    def _meta(im: Any, header: dict, shape: tuple[int, ...]) -> dict:
+        affine = np.asarray(header[MetaKeys.ORIGINAL_AFFINE], dtype=np.float64)
+        sx, sy = (float(v) for v in affine_to_spacing(affine, r=2))
+        unit = "unknown"
+        with contextlib.suppress(Exception):  # units are optional
+            unit = im.header.get_xyzt_units()[0]
+        factor = {"meter": 1000.0, "micron": 0.001}.get(unit, 1.0)
+        sx, sy = sx * factor, sy * factor
+        known = np.isfinite([sx, sy]).all() and min(sx, sy) > 0 and not (unit == "unknown" and sx == sy == 1.0)
+        meta = _radiograph_meta(
+            "NIfTI", shape, (sy, sx) if known else None, "NIfTI pixdim", str(im.get_data_dtype()), affine=affine
+        )
+        meta[MetaKeys.AFFINE] = np.asarray(header[MetaKeys.AFFINE], dtype=np.float64)
+        return meta
+
+
+@dataclass
+class _Dispatched:
+    reader: ImageReader
+    obj: Any
+
+
+class RadiographReader(ImageReader):
+    """One reader for every radiograph format: DICOM, PNG/JPEG/TIFF/BMP/GIF and 2-D NIfTI, chosen by file content.
+
+    The format is detected from the file's magic number (DICOM preamble, PNG/JPEG/TIFF/BMP/GIF signatures, NIfTI
+    header), else from its suffix (``.dcm``/no suffix -> DICOM). Usable as ``LoadImage(reader=RadiographReader())``
+    or, for errors that name the file without MONAI's reader fallback, through
+    :class:`r2mf_monai.transforms.load.LoadRadiograph`.
+
+    Args:
+        voi_lut: see :class:`DicomRadiographReader`. Defaults to ``"sequence"``.
+
+    Raises:
+        RadiographReadError: for a file whose format is not recognised, and everything the format's reader raises.
+    """
+
+    def __init__(self, voi_lut: str = "sequence") -> None:
+        self.readers = {
+            "dicom": DicomRadiographReader(voi_lut=voi_lut),
+            "raster": RasterRadiographReader(),
+            "nifti": NiftiRadiographReader(),
+        }
+
+    def verify_suffix(self, filename: Sequence[PathLike] | PathLike) -> bool:
+        """Whether every file has a radiograph suffix (or none, as DICOM exports often do)."""
+        return all(_suffix(f) in RADIOGRAPH_SUFFIXES or _suffix(f) == "" for f in ensure_tuple(filename))
+
+    def read(self, data: Sequence[PathLike] | PathLike, **kwargs) -> Any:
+        """Detect the format of the (first) file and read with that format's reader.
+
+        Args:
+            data: a file or a list of files of one format (stacked as channels).
+            kwargs: passed to the format's reader.
+        """
+        names = [str(n) for n in ensure_tuple(data)]
+        for name in names:
+            if not os.path.exists(name):
+                raise RadiographNotFoundError(name, "no such file")
+        family = detect_format(names[0])
+        if family is None:
+            raise RadiographReadError(
+                names[0], f"unknown format (supported: DICOM, {', '.join(RASTER_SUFFIXES + NIFTI_SUFFIXES)})"
+            )
+        reader = self.readers[family]
+        return _Dispatched(reader, reader.read(names if len(names) > 1 else names[0], **kwargs))
+
+    def get_data(self, img: Any) -> tuple[np.ndarray, dict]:
+        """Decode with the reader :meth:`read` chose.
+
+        Args:
+            img: what :meth:`read` returned.
+        """
+        return img.reader.get_data(img.obj)

@@ -1,0 +1,128 @@
+# Copyright (c) r2mf-monai contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""bundle/configs/inference.json and `r2mf-monai infer` on a mixed folder with broken files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.bundle.conftest import TINY, bundle_cmd, run
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def mixed_folder(tmp_path_factory: pytest.TempPathFactory, tiny_dataset: Path) -> Path:
+    """A DICOM, a PNG, a JPEG, a NIfTI, a suffix-less DICOM and three broken files."""
+    folder = tmp_path_factory.mktemp("mixed")
+    images = sorted((tiny_dataset / "images").iterdir())
+    dicom = next(p for p in images if p.suffix == ".dcm")
+    png = next(p for p in images if p.suffix == ".png")
+    shutil.copy(dicom, folder / dicom.name)
+    shutil.copy(dicom, folder / "IM000001")  # hospital exports often drop the suffix
+    shutil.copy(png, folder / png.name)
+    grey = np.asarray(Image.open(png).convert("L"))
+    Image.fromarray(grey).save(folder / "photo.jpg", quality=92)
+    # NIfTI in MONAI's 2-D (W, H) order, as MONAI's own writers store a 2-D image
+    nib.save(nib.Nifti1Image(grey.T.astype(np.float32), np.eye(4)), folder / "scan.nii.gz")
+    (folder / "corrupt.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00garbage" * 10)
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "truncated.png").write_bytes(png.read_bytes()[:200])
+    return folder
+
+
+GOOD = ["IM000001", "photo", "scan"]
+BROKEN = ["corrupt.dcm", "empty.png", "truncated.png"]
+
+
+def _input_size(path: Path) -> tuple[int, int]:
+    if path.name.endswith(".nii.gz"):
+        w, h = nib.load(path).shape[:2]
+        return h, w
+    if path.suffix in (".png", ".jpg"):
+        return Image.open(path).size[::-1]
+    import pydicom
+
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    return int(ds.Rows), int(ds.Columns)
+
+
+def _check_outputs(inputs: Path, outputs: Path) -> None:
+    good = [p for p in inputs.iterdir() if p.name not in BROKEN]
+    for src in good:
+        stem = src.name.split(".")[0]
+        mask_png = outputs / f"{stem}_mask.png"
+        assert mask_png.is_file(), sorted(x.name for x in outputs.iterdir())
+        mask = np.asarray(Image.open(mask_png))
+        assert mask.shape == _input_size(src), src.name
+        assert set(np.unique(mask)) <= {0, 255}
+        assert (outputs / f"{stem}_mask.nii.gz").is_file()
+        assert (outputs / f"{stem}_overlay.png").is_file()
+    skipped = json.loads((outputs / "skipped_inputs.json").read_text())["skipped"]
+    assert sorted(Path(s["image"]).name for s in skipped) == sorted(BROKEN)
+    assert all(s["reason"] for s in skipped)
+    for name in BROKEN:
+        assert not list(outputs.glob(name.split(".")[0] + "_*")), f"output written for broken {name}"
+    leftovers = [p.name for p in outputs.rglob("*") if ".tmp" in p.name]
+    assert not leftovers, f"temporary files left behind: {leftovers}"
+
+
+def test_cli_infer_on_a_mixed_folder(trained_bundle: Path, mixed_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli_out"
+    log = run(
+        [
+            sys.executable,
+            "-m",
+            "r2mf_monai.cli",
+            "infer",
+            str(mixed_folder),
+            str(out),
+            "--bundle_dir",
+            str(trained_bundle),
+        ]
+    )
+    assert "skipping" in log and "corrupt.dcm" in log
+    _check_outputs(mixed_folder, out)
+
+
+def test_bundle_run_inference(trained_bundle: Path, mixed_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bundle_out"
+    run(
+        bundle_cmd(
+            "run",
+            "inference",
+            "--config_file",
+            str(trained_bundle / "configs" / "inference.json"),
+            overrides={
+                **TINY,
+                "bundle_root": str(trained_bundle),
+                "dataset_dir": str(mixed_folder),
+                "output_dir": str(out),
+            },
+        )
+    )
+    _check_outputs(mixed_folder, out)
+
+
+def test_empty_input_folder_is_one_clear_error(trained_bundle: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "nothing_here"
+    empty.mkdir()
+    with pytest.raises(AssertionError, match="nothing_here"):
+        run([sys.executable, "-m", "r2mf_monai.cli", "infer", str(empty), str(tmp_path / "o"),
+             "--bundle_dir", str(trained_bundle)])

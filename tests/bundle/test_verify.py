@@ -1,0 +1,126 @@
+# Copyright (c) r2mf-monai contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The checks the model zoo runs on a bundle: metadata schema, network in/out, TorchScript and ONNX export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from monai.bundle import ConfigParser
+
+from tests.bundle.conftest import CONFIGS, REPO, TINY, bundle_cmd, run
+
+SCHEMA = REPO.parent / "shared" / "monai" / "meta_schema_20240725.json"
+
+
+@pytest.mark.skipif(not SCHEMA.is_file(), reason=f"the offline schema copy {SCHEMA} is absent (no ../shared)")
+def test_verify_metadata_against_the_2024_schema() -> None:
+    out = run(
+        bundle_cmd(
+            "verify_metadata", "--meta_file", str(CONFIGS / "metadata.json"), "--filepath", str(SCHEMA)
+        )
+    )
+    assert "metadata is verified with no error" in out
+
+
+def test_metadata_declares_the_2024_schema_and_a_2d_shape() -> None:
+    meta = ConfigParser.load_config_file(CONFIGS / "metadata.json")
+    assert meta["schema"].endswith("meta_schema_20240725.json")
+    fmt = meta["network_data_format"]
+    assert fmt["inputs"]["image"]["spatial_shape"] == [512, 512]
+    assert fmt["inputs"]["image"]["value_range"] == [0, 1]
+    assert fmt["outputs"]["pred"]["num_channels"] == 1
+
+
+@pytest.mark.slow
+def test_verify_net_in_out() -> None:
+    out = run(
+        bundle_cmd(
+            "verify_net_in_out",
+            "network_def",
+            "--meta_file",
+            str(CONFIGS / "metadata.json"),
+            "--config_file",
+            str(CONFIGS / "inference.json"),
+        )
+    )
+    assert "data shape of network is verified with no error" in out
+
+
+def _eager(root: Path) -> tuple[torch.nn.Module, torch.Tensor, np.ndarray]:
+    parser = ConfigParser()
+    parser.read_config(root / "configs" / "inference.json")
+    parser["bundle_root"] = str(root)
+    net = parser.get_parsed_content("network_def")
+    net.load_state_dict(torch.load(root / "models" / "model.pt", map_location="cpu", weights_only=True))
+    net.eval()
+    x = torch.rand(1, 1, int(TINY["image_size"]), int(TINY["image_size"]), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ref = net(x).numpy()
+    return net, x, ref
+
+
+@pytest.mark.slow
+def test_ckpt_export_torchscript_matches_eager(trained_bundle: Path) -> None:
+    ts = trained_bundle / "models" / "model.ts"
+    run(
+        bundle_cmd(
+            "ckpt_export",
+            "network_def",
+            "--filepath",
+            str(ts),
+            "--ckpt_file",
+            str(trained_bundle / "models" / "model.pt"),
+            "--meta_file",
+            str(trained_bundle / "configs" / "metadata.json"),
+            "--config_file",
+            str(trained_bundle / "configs" / "inference.json"),
+            overrides={"bundle_root": str(trained_bundle)},
+        )
+    )
+    _, x, ref = _eager(trained_bundle)
+    loaded = torch.jit.load(str(ts), map_location="cpu").eval()
+    with torch.no_grad():
+        got = loaded(x).numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_onnx_export_runs_in_onnxruntime_and_matches_eager(trained_bundle: Path) -> None:
+    onnx_file = trained_bundle / "models" / "model.onnx"
+    size = TINY["image_size"]
+    run(
+        bundle_cmd(
+            "onnx_export",
+            "network_def",
+            "--filepath",
+            str(onnx_file),
+            "--ckpt_file",
+            str(trained_bundle / "models" / "model.pt"),
+            "--meta_file",
+            str(trained_bundle / "configs" / "metadata.json"),
+            "--config_file",
+            str(trained_bundle / "configs" / "inference.json"),
+            "--input_shape",
+            f"[1, 1, {size}, {size}]",
+            "--converter_kwargs",
+            "{'input_names': ['image'], 'output_names': ['pred']}",
+            overrides={"bundle_root": str(trained_bundle)},
+        )
+    )
+    _, x, ref = _eager(trained_bundle)
+    session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-3)

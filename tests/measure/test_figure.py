@@ -1,0 +1,60 @@
+# Copyright (c) r2mf-monai contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from r2mf_monai.measure.figure import REGION_COLOURS, draw_study
+from r2mf_monai.measure.levels import LevelModel
+from r2mf_monai.measure.report import measure_study
+from tests.measure.shapes import s_curve_mask
+
+VIEWS = {"coronal": (-20.0, 20.0, -40.0), "left_bending": (25.0, 30.0, -10.0), "right_bending": (-35.0, -10.0, -20.0)}
+
+
+def _colour_pixels(png, hex_colour: str, tol: int = 40) -> int:
+    rgb = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    target = np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)])
+    return int((np.abs(rgb - target).sum(-1) < tol).sum())
+
+
+@pytest.fixture(scope="module")
+def report():
+    masks = {v: s_curve_mask(t) for v, t in VIEWS.items()}
+    return measure_study(masks, spacing=0.5, patient_id="P1", levels=LevelModel(sacrum_mm=0.0))
+
+
+@pytest.mark.parametrize("with_images", [False, True])
+def test_three_views_side_by_side(report, tmp_path, with_images):
+    images = None
+    if with_images:
+        rng = np.random.default_rng(0)
+        images = {v: np.clip(m * 0.5 + rng.random(m.shape) * 0.3, 0, 1) for v, m in report.masks.items()}
+    path = tmp_path / "fig.png"
+    draw_study(report, path, images=images)
+    im = Image.open(path)
+    assert im.format == "PNG" and im.size[0] > im.size[1] > 800  # three tall panels side by side, plus the table
+    # the curves are drawn in their region colours: the main thoracic and thoracolumbar/lumbar Cobb lines and labels
+    regions = {c.region for vm in report.views.values() for c in vm.curves}
+    for region in regions:
+        assert _colour_pixels(path, REGION_COLOURS[region]) > 100, region
+    assert _colour_pixels(path, "#F0E442") > 300  # the centreline
+
+
+def test_one_view_figure(tmp_path):
+    r = measure_study({"scan": s_curve_mask()}, patient_id="scan")
+    draw_study(r, tmp_path / "one.png")
+    w, h = Image.open(tmp_path / "one.png").size
+    assert h > w / 2 and w >= 9.5 * 150 - 1  # at least 9.5 inches wide for the text at 150 dpi

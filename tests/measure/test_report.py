@@ -1,0 +1,180 @@
+# Copyright (c) r2mf-monai contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from r2mf_monai.measure.report import measure_path, measure_study, read_image, read_mask
+from tests.measure.shapes import s_curve_mask
+
+# one patient on PA display (image right = patient right): the coronal view has a 40 degree curve convex to the
+# image left over a 60 degree one convex to the image right; the left-bending view leans left and straightens the
+# upper curve (to 5), the right-bending view leans right and straightens the lower one (to 10)
+VIEW_TANGENTS = {
+    "coronal": (-20.0, 20.0, -40.0),
+    "left_bending": (25.0, 30.0, -10.0),
+    "right_bending": (-35.0, -10.0, -20.0),
+}
+
+
+def _load(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _save_png(path, mask):
+    Image.fromarray(mask.astype(np.uint8) * 255).save(path)
+
+
+@pytest.fixture(scope="module")
+def masks():
+    return {v: s_curve_mask(t) for v, t in VIEW_TANGENTS.items()}
+
+
+@pytest.fixture
+def study_dir(tmp_path, masks):
+    d = tmp_path / "labels"
+    d.mkdir()
+    for view, m in masks.items():
+        _save_png(d / f"P0007_{view}.png", m)
+    (d / "readme.txt").write_text("not a mask")
+    return d
+
+
+def test_study_folder_gives_one_report_per_patient(study_dir, caplog):
+    _save_png(study_dir / "overview.png", np.ones((20, 20), bool))  # not <patient>_<view>: skipped with a warning
+    with caplog.at_level(logging.INFO, logger="r2mf_monai.measure.report"):
+        result = measure_path(study_dir, sacrum_mm=0.0)  # the test columns have no sacrum
+    assert list(result) == ["P0007"]
+    out = study_dir / "measurements"
+    assert result["P0007"]["report"] == str(out / "P0007_measurements.json")
+    report = json.loads((out / "P0007_measurements.json").read_text())
+    assert set(report["views"]) == {"coronal", "left_bending", "right_bending"}
+    assert report["units"] == {"angles": "deg", "lengths": "px"}
+    assert [c["cobb_deg"] for c in report["views"]["coronal"]["curves"]] == pytest.approx([40, 60], abs=2)
+    lenke = report["lenke"]
+    assert lenke["orientation"]["source"] == "bending_views" and lenke["orientation"]["display"] == "PA"
+    flex = {f["name"]: f for f in report["flexibility"]}
+    assert flex["MT"]["bending_view"] == "left_bending" and flex["MT"]["bending_cobb_deg"] == pytest.approx(5, abs=2)
+    assert flex["TL/L"]["bending_view"] == "right_bending"
+    assert flex["TL/L"]["bending_cobb_deg"] == pytest.approx(10, abs=2)
+    assert lenke["sagittal_modifier"] is None and lenke["curve_type"] in range(1, 7)
+    assert len(report["flexibility"]) == 2 and all(f["flexibility_pct"] is not None for f in report["flexibility"])
+    assert any("lateral radiograph" in u for u in report["undetermined"])
+    assert any("levels" in a for a in report["approximations"])
+    assert (out / "P0007_measurements.png").stat().st_size > 10_000
+    assert not list(out.glob(".*.tmp"))  # written atomically, nothing left behind
+    assert "skipping" in caplog.text and str(out / "P0007_measurements.json") in caplog.text
+
+
+def test_spacing_gives_millimetres(study_dir, tmp_path):
+    result = measure_path(study_dir, output=tmp_path / "out", spacing=0.4, figure=False)
+    report = _load(result["P0007"]["report"])
+    assert report["units"]["lengths"] == "mm" and "figure" not in result
+    assert report["views"]["coronal"]["pixel_spacing_mm"] == [0.4, 0.4]
+
+
+def test_single_file_gives_a_one_view_report(study_dir, tmp_path):
+    result = measure_path(study_dir / "P0007_coronal.png", output=tmp_path)
+    report = _load(result["P0007_coronal"]["report"])
+    assert list(report["views"]) == ["coronal"]
+    assert report["lenke"]["candidate_types"]  # coronal alone: candidates, no decided type
+    _save_png(tmp_path / "scan.png", s_curve_mask())
+    report = _load(measure_path(tmp_path / "scan.png", output=tmp_path)["scan"]["report"])
+    assert report["lenke"] is None and any("coronal view" in u for u in report["undetermined"])
+
+
+def test_radiographs_under_the_masks(study_dir, tmp_path, masks):
+    images = tmp_path / "images"
+    images.mkdir()
+    for view, m in masks.items():
+        Image.fromarray((m * 120 + 60).astype(np.uint8)).save(images / f"P0007_{view}.png")
+    result = measure_path(study_dir, output=tmp_path / "out", images=images)
+    assert Image.open(result["P0007"]["figure"]).size[0] > 800
+    img, spacing = read_image(images / "P0007_coronal.png")
+    assert img.min() >= 0 and img.max() <= 1 and spacing is None
+
+
+def test_dicom_mask_carries_spacing_and_orientation(tmp_path, masks):
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    for view, m in masks.items():
+        meta = FileMetaDataset()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds = FileDataset(str(tmp_path / f"P1_{view}.dcm"), {}, file_meta=meta, preamble=b"\0" * 128)
+        ds.Rows, ds.Columns = m.shape
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+        ds.PixelSpacing = [0.25, 0.25]
+        ds.PatientOrientation = ["L", "F"]  # rows run to the patient's left: the image right is the patient's left
+        ds.PixelData = (m.astype(np.uint8) * 255).tobytes()
+        ds.save_as(tmp_path / f"P1_{view}.dcm", enforce_file_format=True)
+    arr, spacing, meta = read_mask(tmp_path / "P1_coronal.dcm")
+    assert spacing == (0.25, 0.25) and meta["patient_orientation"] == ["L", "F"]
+    assert np.array_equal(arr > 0, masks["coronal"])
+    result = measure_path(tmp_path, output=tmp_path / "out", figure=False)
+    report = _load(result["P1"]["report"])
+    assert report["units"]["lengths"] == "mm"
+    assert report["lenke"]["orientation"]["display"] == "AP" and report["lenke"]["orientation"]["source"] == "caller"
+    assert pydicom is not None
+
+
+def test_nifti_mask_is_read_as_monai_writes_it(tmp_path, masks):
+    nib = pytest.importorskip("nibabel")
+    m = masks["coronal"]
+    nib.save(nib.Nifti1Image(m.T.astype(np.uint8), np.diag([0.3, 0.2, 1.0, 1.0])), tmp_path / "a.nii.gz")
+    arr, spacing, _ = read_mask(tmp_path / "a.nii.gz")
+    assert np.array_equal(arr > 0, m) and spacing == pytest.approx((0.2, 0.3))
+    nib.save(nib.Nifti1Image(np.zeros((4, 5, 6), np.uint8), np.eye(4)), tmp_path / "b.nii")
+    with pytest.raises(ValueError, match="b.nii"):
+        read_mask(tmp_path / "b.nii")
+
+
+def test_measure_study_names_the_bad_view(masks):
+    with pytest.raises(ValueError, match="right_bending"):
+        measure_study({"coronal": masks["coronal"], "right_bending": np.zeros((30, 30))}, patient_id="P9")
+    with pytest.raises(ValueError):
+        measure_study({})
+
+
+def test_bad_paths_and_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        measure_path(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="empty"):
+        measure_path(tmp_path / "empty")
+    (tmp_path / "broken_coronal.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="broken_coronal.png"):
+        measure_path(tmp_path / "broken_coronal.png")
+    _save_png(tmp_path / "blank_coronal.png", np.zeros((40, 40), bool))
+    with pytest.raises(ValueError, match="blank_coronal.png"):
+        measure_path(tmp_path / "blank_coronal.png")
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        read_mask(tmp_path / "missing.png")
+
+
+def test_cli_measure(study_dir, tmp_path):
+    from r2mf_monai.cli import measure
+
+    result = measure(str(study_dir), output=str(tmp_path / "cli"), spacing=0.3, orientation="PA")
+    assert "Lenke" in result["P0007"]["summary"]
+    assert (tmp_path / "cli" / "P0007_measurements.json").is_file()

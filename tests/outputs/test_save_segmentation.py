@@ -1,0 +1,243 @@
+# Copyright (c) r2mf-monai contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+
+"""Tests of r2mf_monai.outputs.save_segmentation (SaveSegmentationd in MONAI pipelines)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+import torch
+from monai.bundle import ConfigParser
+from monai.data import MetaTensor
+from monai.transforms import (
+    Compose,
+    CopyItemsd,
+    EnsureChannelFirstd,
+    Invertd,
+    LoadImage,
+    LoadImaged,
+    Resized,
+    ScaleIntensityd,
+)
+from PIL import Image
+
+from r2mf_monai.outputs import SaveSegmentationd
+from tests.outputs.utils import make_dx
+
+
+def _picture(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """A non-square grey picture (bone bright) and an asymmetric rectangle mask, both (H, W)."""
+    rng = np.random.default_rng(0)
+    picture = rng.integers(20, 90, (height, width)).astype(np.uint8)
+    mask = np.zeros((height, width), bool)
+    mask[height // 5 : height - height // 4, width // 3 : width // 3 + max(3, width // 6)] = True
+    mask[1, 2] = True  # a lone pixel near the top-left corner
+    picture[mask] = 220
+    return picture, mask
+
+
+def _load_png(path):
+    loader = Compose([LoadImaged("image", reader="PILReader", image_only=True), EnsureChannelFirstd("image")])
+    return loader({"image": str(path)})
+
+
+def _pred_from(image: MetaTensor) -> MetaTensor:
+    pred = (image > 200).float()
+    assert isinstance(pred, MetaTensor)
+    return pred
+
+
+def _read_png(path) -> np.ndarray:
+    with Image.open(path) as im:
+        assert im.mode == "L"
+        return np.asarray(im)
+
+
+@pytest.mark.parametrize("height, width", [(60, 36), (36, 70)])
+def test_png_mask_overlays_input_pixel_for_pixel(tmp_path, height, width):
+    picture, mask = _picture(height, width)
+    Image.fromarray(picture).save(tmp_path / "case_coronal.png")
+    d = _load_png(tmp_path / "case_coronal.png")
+    assert d["image"].shape == (1, width, height)  # MONAI's (1, W, H)
+    d["pred"], d["raw"] = _pred_from(d["image"]), d["image"]
+    out = SaveSegmentationd("pred", output_dir=tmp_path / "out", formats="png")(d)
+
+    files = out["pred_files"]
+    assert set(files) == {"mask_png", "overlay_png"}
+    assert files["mask_png"] == str(tmp_path / "out" / "case_coronal_mask.png")
+    saved = _read_png(files["mask_png"])
+    assert saved.shape == (height, width) and saved.dtype == np.uint8
+    np.testing.assert_array_equal(saved, mask.astype(np.uint8) * 255)
+    with Image.open(files["overlay_png"]) as im:
+        assert im.size == (width, height) and im.mode == "RGB"
+        rgb = np.asarray(im).astype(int)
+    np.testing.assert_array_equal(rgb[..., 0] != rgb[..., 2], mask)  # colour exactly where the mask is
+    assert out["pred"] is d["pred"]  # the prediction is passed on unchanged
+
+
+def test_after_resize_and_invertd(tmp_path):
+    """The bundle's shape: preprocess (resize), predict on the small grid, Invertd back, then save."""
+    picture, mask = _picture(90, 50)
+    Image.fromarray(picture).save(tmp_path / "p.png")
+    pre = Compose(
+        [
+            LoadImaged("image", reader="PILReader", image_only=True),
+            EnsureChannelFirstd("image"),
+            CopyItemsd("image", names="raw"),
+            ScaleIntensityd("image"),
+            Resized("image", spatial_size=(32, 64), mode="bilinear"),
+        ]
+    )
+    d = pre({"image": str(tmp_path / "p.png")})
+    d["pred"] = (d["image"] > 0.75).float()  # stands in for the network
+    d = Invertd("pred", transform=pre, orig_keys="image", nearest_interp=True)(d)
+    assert d["pred"].shape == (1, 50, 90)
+    out = SaveSegmentationd("pred", output_dir=tmp_path / "out", formats=("png", "nii"))(d)
+    saved = _read_png(out["pred_files"]["mask_png"]) > 0
+    assert saved.shape == mask.shape
+    assert (saved & mask).sum() / (saved | mask).sum() > 0.85  # IoU after a down- and up-sampling round trip
+
+
+def test_nifti_loads_back_on_the_same_grid(tmp_path):
+    pixels = (np.arange(40 * 24).reshape(40, 24) % 4096).astype(np.uint16)
+    make_dx(tmp_path / "dx.dcm", pixels)
+    image = LoadImage(reader="PydicomReader", image_only=True, ensure_channel_first=True)(str(tmp_path / "dx.dcm"))
+    pred = (image > 500).float()
+    out = SaveSegmentationd("pred", output_dir=tmp_path, formats="nii", overlay=False)({"pred": pred})
+    back = LoadImage(image_only=True, ensure_channel_first=True)(out["pred_files"]["mask_nii"])
+    assert back.shape == pred.shape
+    np.testing.assert_array_equal(back.numpy(), pred.numpy())
+    np.testing.assert_allclose(back.affine.numpy(), pred.affine.numpy())
+    assert back.dtype == torch.uint8 or back.numpy().max() == 1
+
+
+@pytest.mark.parametrize("photometric", ["MONOCHROME1", "MONOCHROME2"])
+def test_dicom_seg_aligned_with_stored_pixels(tmp_path, photometric):
+    rows, cols = 44, 26
+    pixels = np.zeros((rows, cols), np.uint16)
+    pixels[5:35, 9:15] = 3000
+    pixels[2, 20] = 3000
+    src = make_dx(tmp_path / "1.2.826.0.1.5", pixels, photometric)  # named by a UID, no extension
+    image = LoadImage(reader="PydicomReader", image_only=True, ensure_channel_first=True)(
+        str(tmp_path / "1.2.826.0.1.5")
+    )
+    assert image.shape == (1, cols, rows)
+    d = {"pred": (image > 1000).float(), "raw": image}
+    out = SaveSegmentationd("pred", output_dir=tmp_path / "out", formats=("png", "dcmseg"))(d)
+    files = out["pred_files"]
+    assert files["dicom_seg"] == str(tmp_path / "out" / "1.2.826.0.1.5_seg.dcm")  # the whole UID kept as stem
+    seg = hd.seg.segread(files["dicom_seg"])
+    back = seg.get_pixels_by_source_instance([src.SOPInstanceUID], segment_numbers=[1])[0, :, :, 0]
+    np.testing.assert_array_equal(back.astype(bool), pixels > 1000)
+    np.testing.assert_array_equal(_read_png(files["mask_png"]) > 0, pixels > 1000)
+
+
+def test_dcmseg_skipped_for_non_dicom_source(tmp_path, caplog):
+    picture, _ = _picture(30, 20)
+    Image.fromarray(picture).save(tmp_path / "x.png")
+    d = _load_png(tmp_path / "x.png")
+    d["pred"] = _pred_from(d["image"])
+    with caplog.at_level(logging.WARNING):
+        out = SaveSegmentationd(output_dir=tmp_path / "o", formats=("png", "dcmseg"), overlay=False)(d)
+    assert "not a DICOM file" in caplog.text and "x.png" in caplog.text
+    assert set(out["pred_files"]) == {"mask_png"}
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["x_mask.png"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, source, expected",
+    [
+        ({}, "/data/a/P1_coronal.png", "out/P1_coronal_mask.png"),
+        ({"separate_folder": True}, "/data/a/P1_coronal.png", "out/P1_coronal/P1_coronal_mask.png"),
+        ({"data_root_dir": "/data"}, "/data/a/P1_coronal.png", "out/a/P1_coronal_mask.png"),
+        ({"output_postfix": "seg"}, "/data/a/scan.nii.gz", "out/scan_seg.png"),
+        ({}, "/data/1.2.840.5", "out/1.2.840.5_mask.png"),
+    ],
+)
+def test_output_names(tmp_path, kwargs, source, expected):
+    pred = MetaTensor(torch.zeros(1, 4, 6), meta={"filename_or_obj": source})
+    out = SaveSegmentationd(output_dir=tmp_path / "out", formats="png", overlay=False, **kwargs)({"pred": pred})
+    assert out["pred_files"]["mask_png"] == str(tmp_path / expected)
+    assert (tmp_path / expected).is_file()
+
+
+def test_in_memory_inputs_get_an_index(tmp_path):
+    saver = SaveSegmentationd(output_dir=tmp_path, formats="png", overlay=False, files_key="written")
+    first = saver({"pred": torch.ones(1, 3, 5)})
+    second = saver({"pred": np.zeros((1, 3, 5))})
+    assert first["written"]["mask_png"].endswith("0_mask.png")
+    assert second["written"]["mask_png"].endswith("1_mask.png")
+    assert _read_png(first["written"]["mask_png"]).shape == (5, 3)
+
+
+def test_errors(tmp_path):
+    with pytest.raises(ValueError, match="formats"):
+        SaveSegmentationd(formats=("png", "jpeg"))
+    with pytest.raises(ValueError, match="image_key"):
+        SaveSegmentationd(image_key=None)
+    pred = MetaTensor(torch.zeros(1, 4, 6), meta={"filename_or_obj": "/x/case.png"})
+    with pytest.raises(KeyError, match="'raw'.*case.png"):
+        SaveSegmentationd(output_dir=tmp_path)({"pred": pred})
+    with pytest.raises(ValueError, match="'raw' of /x/case.png"):
+        SaveSegmentationd(output_dir=tmp_path)({"pred": pred, "raw": torch.zeros(1, 6, 4)})
+    with pytest.raises(ValueError, match="'pred' of /x/case.png.*\\(1, W, H\\)"):
+        SaveSegmentationd(output_dir=tmp_path)({"pred": MetaTensor(torch.zeros(2, 4, 6), meta=pred.meta)})
+    assert not list(tmp_path.rglob("*.png"))
+
+
+def test_bundle_config_snippet(tmp_path):
+    """The JSON a bundle's inference.json uses instantiates and runs."""
+    config = {
+        "output_dir": str(tmp_path / "eval"),
+        "saver": {
+            "_target_": "r2mf_monai.outputs.SaveSegmentationd",
+            "keys": "pred",
+            "image_key": "raw",
+            "output_dir": "@output_dir",
+            "formats": ["png", "nii", "dcmseg"],
+            "overlay": True,
+            "output_postfix": "mask",
+            "separate_folder": False,
+        },
+    }
+    parser = ConfigParser(json.loads(json.dumps(config)))
+    saver = parser.get_parsed_content("saver")
+    assert isinstance(saver, SaveSegmentationd)
+    picture, mask = _picture(30, 20)
+    Image.fromarray(picture).save(tmp_path / "c.png")
+    d = _load_png(tmp_path / "c.png")
+    d["pred"], d["raw"] = _pred_from(d["image"]), d["image"]
+    out = saver(d)
+    assert set(out["pred_files"]) == {"mask_png", "mask_nii", "overlay_png"}
+    np.testing.assert_array_equal(_read_png(tmp_path / "eval" / "c_mask.png") > 0, mask)
+
+
+def test_rgb_raw_and_pydicom_raw(tmp_path):
+    """Colour pictures (3 channels) give a grey overlay; the mask and overlay keep the input's size."""
+    picture, mask = _picture(40, 30)
+    Image.fromarray(np.stack([picture] * 3, -1)).save(tmp_path / "rgb.png")
+    d = LoadImaged("image", reader="PILReader", image_only=True, ensure_channel_first=True)(
+        {"image": str(tmp_path / "rgb.png")}
+    )
+    assert d["image"].shape == (3, 30, 40)
+    d["pred"], d["raw"] = _pred_from(d["image"][:1]), d["image"]
+    d["pred"].meta["filename_or_obj"] = str(tmp_path / "rgb.png")
+    out = SaveSegmentationd(output_dir=tmp_path / "o", formats="png")(d)
+    with Image.open(out["pred_files"]["overlay_png"]) as im:
+        assert im.size == (30, 40)
+    assert pydicom is not None

@@ -1,0 +1,225 @@
+# Copyright (c) r2mf-monai contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""The bundle's transform chain (§3.9, §4.1, §4.2) built from the config snippets handed to bundle/configs."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+from monai.bundle import ConfigParser
+from monai.data import DataLoader, Dataset, MetaTensor
+from scipy import ndimage
+
+from r2mf_monai.data.sampler import ViewBalancedSampler
+from tests.transforms.radiograph_files import write_dicom, write_png
+
+# The snippets, as they go into bundle/configs/*.json (see the report / bundle docs).
+CONFIG = {
+    "image_size": 512,
+    "train_preprocessing": [
+        {"_target_": "r2mf_monai.transforms.LoadRadiographd", "keys": ["image", "label"]},
+        {"_target_": "ScaleIntensityd", "keys": "image", "minv": 0.0, "maxv": 1.0},
+        {"_target_": "AsDiscreted", "keys": "label", "threshold": 0.5},
+        {
+            "_target_": "Resized",
+            "keys": ["image", "label"],
+            "spatial_size": "@image_size",
+            "size_mode": "longest",
+            "mode": ["area", "nearest-exact"],
+        },
+        {"_target_": "SpatialPadd", "keys": ["image", "label"], "spatial_size": ["@image_size", "@image_size"]},
+    ],
+    "train_augmentation": [
+        {"_target_": "r2mf_monai.transforms.RandFlipViewd", "keys": ["image", "label"], "prob": 0.5},
+        {
+            "_target_": "RandAffined",
+            "keys": ["image", "label"],
+            "prob": 0.5,
+            "rotate_range": "$[np.deg2rad(7.0)]",
+            "scale_range": [[-0.1, 0.1], [-0.1, 0.1]],
+            "translate_range": "$[0.05 * @image_size, 0.05 * @image_size]",
+            "mode": ["bilinear", "nearest"],
+            "padding_mode": "zeros",
+        },
+        {"_target_": "RandAdjustContrastd", "keys": "image", "prob": 0.5, "gamma": [0.8, 1.2]},
+        {"_target_": "RandGaussianNoised", "keys": "image", "prob": 0.5, "mean": 0.0, "std": 0.01, "sample_std": True},
+    ],
+    "train_transforms": {
+        "_target_": "Compose",
+        "transforms": "$@train_preprocessing + @train_augmentation",
+    },
+    "preprocessing": {
+        "_target_": "Compose",
+        "transforms": [
+            {"_target_": "r2mf_monai.transforms.LoadRadiographd", "keys": "image"},
+            {"_target_": "ScaleIntensityd", "keys": "image", "minv": 0.0, "maxv": 1.0},
+            {
+                "_target_": "Resized",
+                "keys": "image",
+                "spatial_size": "@image_size",
+                "size_mode": "longest",
+                "mode": "area",
+            },
+            {"_target_": "SpatialPadd", "keys": "image", "spatial_size": ["@image_size", "@image_size"]},
+        ],
+    },
+    "postprocessing": {
+        "_target_": "Compose",
+        "transforms": [
+            {"_target_": "Activationsd", "keys": "pred", "sigmoid": True},
+            {"_target_": "AsDiscreted", "keys": "pred", "threshold": 0.5},
+            {"_target_": "KeepLargestConnectedComponentd", "keys": "pred"},
+            {"_target_": "r2mf_monai.transforms.BinaryClosingd", "keys": "pred", "kernel_size": 3},
+            {
+                "_target_": "Invertd",
+                "keys": "pred",
+                "transform": "@preprocessing",
+                "orig_keys": "image",
+                "nearest_interp": False,
+                "to_tensor": True,
+            },
+            {"_target_": "AsDiscreted", "keys": "pred", "threshold": 0.5},
+        ],
+    },
+}
+SIZE = 128  # the tests override image_size to stay fast; the geometry is the same at 512
+
+
+def parsed(*keys: str, image_size: int = SIZE):
+    """The parsed config items (from one parser, so that ``@preprocessing`` in Invertd is the same object)."""
+    config = copy.deepcopy(CONFIG)
+    config["image_size"] = image_size
+    parser = ConfigParser(config)
+    items = [parser.get_parsed_content(key) for key in keys]
+    return items[0] if len(keys) == 1 else items
+
+
+def ellipse_case(tmp_path, h: int, w: int, cx: float = 0.45):
+    """A (h, w) radiograph whose bright ellipse is also its mask; returns the datalist item and the mask."""
+    yy, xx = np.mgrid[:h, :w]
+    mask = ((yy - h / 2) / (0.4 * h)) ** 2 + ((xx - cx * w) / (0.2 * w)) ** 2 < 1
+    image = (mask * 3000 + 500).astype(np.uint16)
+    image[0, 0] = 0  # the minimum, so that after min-max scaling the background is > 0 and padding is 0
+    write_png(tmp_path / "image.png", image)
+    write_png(tmp_path / "label.png", (mask * 255).astype(np.uint8))
+    return {"image": str(tmp_path / "image.png"), "label": str(tmp_path / "label.png")}, mask
+
+
+SHAPES = [(301, 157), (157, 301), (1000, 400), (400, 1000), (100, 60), (SIZE, SIZE)]
+
+
+@pytest.mark.parametrize("h,w", SHAPES)
+def test_preprocessing_keeps_image_and_label_aligned(tmp_path, h, w):
+    item, _ = ellipse_case(tmp_path, h, w)
+    data = item
+    for t in parsed("train_preprocessing"):
+        data = t(data)
+    image, label = data["image"], data["label"]
+    assert image.shape == label.shape == (1, SIZE, SIZE)
+    assert float(image.min()) == 0.0 and float(image.max()) == 1.0
+    assert set(torch.unique(label).tolist()) <= {0.0, 1.0}
+    # aspect ratio kept: the longest side fills the grid, the other is centred with zero padding
+    nonpad = np.argwhere(image[0].numpy() > 0.05)
+    extent = nonpad.max(0) - nonpad.min(0) + 1
+    assert extent.max() == SIZE and abs(extent[0] / extent[1] - w / h) < 0.03
+    # the label sits on the bright region of the image (nearest-exact: no half-pixel shift)
+    mid = (500 / 3500 + 1.0) / 2  # halfway between background (500) and spine (3500) after min-max scaling
+    bright, lab = image[0].numpy() > mid, label[0].numpy() > 0.5
+    shift = np.array(ndimage.center_of_mass(lab)) - np.array(ndimage.center_of_mass(bright))
+    assert np.abs(shift).max() < 0.25, shift
+    boundary = lab ^ ndimage.binary_erosion(lab)
+    assert (bright ^ lab).sum() <= boundary.sum()
+
+
+@pytest.mark.parametrize("h,w", SHAPES)
+def test_postprocessing_restores_the_input_grid(tmp_path, h, w):
+    item, mask = ellipse_case(tmp_path, h, w)
+    pre, post = parsed("preprocessing", "postprocessing")
+    data = pre({"image": item["image"]})
+    # a perfect prediction on the network grid (logits), as a network would output for this image
+    data["pred"] = MetaTensor((data["image"].as_tensor() > 0.5).float() * 20 - 10)
+    restored = post(data)["pred"]
+    assert restored.shape == (1, w, h)  # the input's (W, H)
+    out = restored[0].numpy().T > 0.5  # back to (rows, cols)
+    # the boundary is within one network pixel (= max(h, w) / SIZE input pixels, rounded up) of the truth
+    r = math.ceil(max(h, w) / SIZE)
+    square = np.ones((2 * r + 1, 2 * r + 1))
+    ring = ndimage.binary_dilation(mask, square) & ~ndimage.binary_erosion(mask, square)
+    assert ((out ^ mask) & ~ring).sum() == 0
+    # and not shifted: the centroid moves by less than half a network pixel
+    shift = np.array(ndimage.center_of_mass(out)) - np.array(ndimage.center_of_mass(mask))
+    assert np.abs(shift).max() < 0.5 * max(1.0, max(h, w) / SIZE), shift
+
+
+def test_postprocessing_cleans_like_section_3_9(tmp_path):
+    item, _ = ellipse_case(tmp_path, SIZE, SIZE)
+    pre, post = parsed("preprocessing", "postprocessing")
+    data = pre({"image": item["image"]})
+    logits = torch.full((1, SIZE, SIZE), -10.0)
+    logits[0, 20:100, 50:70] = 10.0  # the spine
+    logits[0, 40:80, 60] = -10.0  # a 1-pixel crack inside it
+    logits[0, 5:9, 5:9] = 10.0  # a distant false positive
+    out = post({**data, "pred": MetaTensor(logits)})["pred"]
+    expected = torch.zeros(1, SIZE, SIZE)
+    expected[0, 20:100, 50:70] = 1
+    assert torch.equal(out.as_tensor().float(), expected)
+
+
+def test_augmentation_keeps_alignment_and_view_truthful(tmp_path):
+    item, _ = ellipse_case(tmp_path, 300, 160, cx=0.25)  # spine on the picture's left
+    train = parsed("train_transforms")
+    train.set_random_state(seed=0)
+    seen = set()
+    for _ in range(12):
+        out = train({**item, "view": "left_bending"})
+        image, label = out["image"][0].numpy(), out["label"][0].numpy()
+        assert image.shape == (SIZE, SIZE) and set(np.unique(label)) <= {0.0, 1.0}
+        inter = ((image > 0.5) & (label > 0.5)).sum()
+        assert inter / ((image > 0.5) | (label > 0.5)).sum() > 0.9
+        x_centre = ndimage.center_of_mass(label > 0.5)[0]  # axis 0 is x (columns)
+        # a flipped picture has its spine on the right and is then called a right-bending view
+        assert out["view"] == ("right_bending" if x_centre > SIZE / 2 else "left_bending")
+        seen.add(out["view"])
+    assert seen == {"left_bending", "right_bending"}
+
+
+def test_mixed_formats_and_sizes_batch_with_the_sampler(tmp_path):
+    rng = np.random.default_rng(0)
+    items = []
+    for i, (view, (h, w)) in enumerate(
+        [("coronal", (90, 50)), ("left_bending", (70, 80)), ("right_bending", (60, 40))] * 2
+    ):
+        pixels = rng.integers(0, 4096, (h, w)).astype(np.uint16)
+        image = (
+            write_dicom(tmp_path / f"{i}.dcm", pixels, bits_stored=12, pixel_spacing=(0.2, 0.2))
+            if i % 2
+            else write_png(tmp_path / f"{i}.png", pixels)
+        )
+        label = write_png(tmp_path / f"{i}_mask.png", ((pixels > 2000) * 255).astype(np.uint8))
+        items.append({"image": str(image), "label": str(label), "view": view, "source_view": view})
+    transform = parsed("train_transforms", image_size=64)
+    loader = DataLoader(
+        Dataset(items, transform=transform),
+        batch_size=3,
+        sampler=ViewBalancedSampler.from_datalist(items, batch_size=3, seed=1),
+        num_workers=0,
+    )
+    batches = list(loader)
+    assert len(batches) == 2
+    for batch in batches:
+        assert batch["image"].shape == (3, 1, 64, 64) and batch["label"].shape == (3, 1, 64, 64)
+        # one image of each view a batch (flips may since have renamed a bending view: checked on the source view)
+        assert sorted(batch["source_view"]) == ["coronal", "left_bending", "right_bending"]
