@@ -137,6 +137,13 @@ class SegmentationReport:
         # arrays are in MONAI's (W, H) order: axis 0 runs along a row (column spacing), axis 1 down a column
         return None if spacing is None else [float(spacing[1]), float(spacing[0])]
 
+    def _image(self, item: dict[str, Any], source: dict[str, Any]) -> np.ndarray | None:
+        # post-transforms keep keys that came with the batch in ``engine.state.batch``, new keys in the output
+        if self.image_key is None:
+            return None
+        image = item.get(self.image_key, source.get(self.image_key))
+        return None if image is None else np.asarray(image.detach().cpu() if hasattr(image, "detach") else image)[0]
+
     def _collect(self, engine: Engine) -> None:
         outputs = engine.state.output if isinstance(engine.state.output, list) else [engine.state.output]
         batch = engine.state.batch if isinstance(engine.state.batch, list) else [engine.state.batch]
@@ -158,9 +165,7 @@ class SegmentationReport:
                     "dice": row["dice"],
                     "pred": np.asarray(pred.detach().cpu())[0],
                     "label": np.asarray(label.detach().cpu())[0],
-                    "image": None
-                    if self.image_key is None or self.image_key not in item
-                    else np.asarray(item[self.image_key].detach().cpu())[0],
+                    "image": self._image(item, source),
                 }
                 entry = (-row["dice"], len(self.rows), keep)
                 if len(self._worst) < self.num_worst:

@@ -113,7 +113,7 @@ class StudyReport:
             "sources": dict(self.sources),
             "views": {k: v.to_dict() for k, v in self.views.items()},
             "flexibility": [] if self.lenke is None else [c.to_dict() for c in self.lenke.curves],
-            "lenke": None if self.lenke is None else self.lenke.to_dict(),
+            "lenke": None if self.lenke is None else {k: v for k, v in self.lenke.to_dict().items() if k != "curves"},
             "undetermined": list(self.undetermined),
             "approximations": list(self.approximations),
             "conventions": CONVENTIONS,

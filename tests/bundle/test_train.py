@@ -62,7 +62,7 @@ def test_resume_continues_epoch_count_and_optimizer(trained_bundle: Path, tiny_d
     assert [int(r["epoch"]) for r in rows] == [1, 2], out[-3000:]
     assert rows[0] == before[0]
     ckpt2 = torch.load(root / "models" / "checkpoint_epoch=2.pt", map_location="cpu", weights_only=False)
-    assert ckpt2["trainer"]["epoch"] == 2
+    assert ckpt2["trainer"]["iteration"] == 2 * ckpt2["trainer"]["epoch_length"]
     # Adam's step count continued from the checkpoint instead of restarting at zero
     step1 = next(iter(ckpt1["optimizer"]["state"].values()))["step"]
     step2 = next(iter(ckpt2["optimizer"]["state"].values()))["step"]

@@ -1,0 +1,336 @@
+# Copyright (c) r2mf-monai contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Faster inference of a trained network without changing its maths (paper §4.9: inference time per image).
+
+:func:`prepare_for_inference` wraps a network (R2MF-Net or any baseline) in a :class:`FastInferenceNetwork`, a
+``torch.nn.Module`` that the bundle's ``inference.json`` can use as its ``network``. In training mode it is the
+wrapped network unchanged; in eval mode its first forward builds, once, an inference copy of the network:
+
+- batch normalisation folded into the convolution before it (:py:meth:`R2MFNet.fuse_for_inference`; exact up to
+  rounding);
+- the memory format: ``channels_last`` (NHWC), in which oneDNN's convolutions need no layout reorders, or NCHW;
+- the backend: eager PyTorch, TorchScript (``torch.jit.freeze`` + ``torch.jit.optimize_for_inference``, which also
+  fuses convolutions with their activations) or ``torch.compile`` (Inductor with weight freezing);
+- the precision: ``"fp32"``; ``"bf16"`` (``torch.autocast`` with bfloat16: convolutions and matrix products in
+  bfloat16, reductions and the output in float32); or ``"auto"``, which takes bfloat16 only where the hardware runs
+  it natively (CPU flags ``avx512_bf16`` or ``amx_bf16``, or a CUDA device that supports it) and only if, on the
+  first batch it sees, the bfloat16 masks agree with the float32 masks (Dice >= ``min_dice``, 0.995 by default);
+  otherwise float32. The first batch's output is the float32 one.
+
+The output is always float32 logits in the contiguous layout, and a :class:`monai.data.MetaTensor` input gives a
+MetaTensor output with the input's metadata (what a convolution on a MetaTensor gives), so post-processing such as
+``Invertd`` is unchanged. ``state_dict``/``load_state_dict`` are those of the wrapped network, so MONAI's
+``CheckpointLoader`` loads a ``model.pt`` saved from the plain network; loading (or ``.to()``) discards the
+inference copy, which is rebuilt at the next forward.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+import torch.nn as nn
+from monai.data import MetaTensor
+from monai.metrics import compute_dice
+
+__all__ = [
+    "BACKENDS",
+    "PRECISIONS",
+    "FastInferenceNetwork",
+    "cpu_flags",
+    "mask_agreement",
+    "native_bf16",
+    "prepare_for_inference",
+]
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "fp32", "bf16")
+"""Precisions of :class:`FastInferenceNetwork`."""
+
+BACKENDS = ("eager", "torchscript", "compile")
+"""Backends of :class:`FastInferenceNetwork`."""
+
+_CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU feature flags of ``/proc/cpuinfo`` (an empty set where there is none, e.g. on macOS or Windows)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def native_bf16(device: torch.device | str = "cpu") -> bool:
+    """Whether ``device`` computes bfloat16 natively (not emulated, which is slower than float32).
+
+    On CPU: the ``avx512_bf16`` or ``amx_bf16`` flag and a PyTorch built with oneDNN; on CUDA:
+    ``torch.cuda.is_bf16_supported()`` for that device.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return False
+        with torch.cuda.device(device):
+            return bool(torch.cuda.is_bf16_supported())
+    if device.type != "cpu":
+        return False
+    return torch.backends.mkldnn.is_available() and any(flag in cpu_flags() for flag in _CPU_BF16_FLAGS)
+
+
+def mask_agreement(logits_a: torch.Tensor, logits_b: torch.Tensor, threshold: float = 0.0) -> float:
+    """Worst per-image Dice between the masks ``logits > threshold`` of two outputs of the same batch.
+
+    Logit 0 is probability 0.5, the bundle's threshold. Two empty masks agree perfectly (Dice 1).
+    """
+    if logits_a.shape != logits_b.shape:
+        raise ValueError(f"the outputs differ in shape: {tuple(logits_a.shape)} vs {tuple(logits_b.shape)}.")
+    a = (torch.as_tensor(logits_a).detach().float() > threshold).float()
+    b = (torch.as_tensor(logits_b).detach().float() > threshold).float()
+    if a.ndim < 3:
+        raise ValueError(f"expected a (B, C, *spatial) batch, got shape {tuple(a.shape)}.")
+    dice = compute_dice(a.cpu(), b.cpu(), include_background=True, ignore_empty=False)
+    return float(dice.min())
+
+
+def _plain(x: torch.Tensor) -> torch.Tensor:
+    return x.as_tensor() if isinstance(x, MetaTensor) else x
+
+
+class FastInferenceNetwork(nn.Module):
+    """A network prepared for fast eval-mode inference: folded batch norm, a memory format, a backend, a precision.
+
+    See the module docstring for what each option does; :func:`prepare_for_inference` is the usual way to build one.
+
+    Args:
+        network: the network to wrap (its weights may be loaded later, through this wrapper or directly).
+        precision: ``"fp32"``, ``"bf16"`` or ``"auto"``. Defaults to ``"auto"``.
+        channels_last: run in the channels-last memory format; ``None`` chooses it on CPU and CUDA (it was faster
+            for every network of the bundle's benchmark, see bundle/docs/benchmark.md). Defaults to ``None``.
+        fuse: fold batch normalisation into convolutions where the network offers ``fuse_for_inference()``.
+            Defaults to ``True``.
+        backend: ``"eager"``, ``"torchscript"`` (float32 only) or ``"compile"``. Defaults to ``"eager"``.
+        min_dice: agreement that ``"auto"`` requires between bfloat16 and float32 masks. Defaults to ``0.995``.
+        threshold: logit above which a pixel is foreground, for that check. Defaults to ``0.0`` (probability 0.5).
+
+    Attributes:
+        selected_precision: the precision in use after the first eval forward (``None`` before).
+        agreement: the Dice measured by ``"auto"`` on its first batch (``None`` when not measured).
+
+    Raises:
+        ValueError: for an unknown ``precision`` or ``backend``, ``"bf16"`` with ``"torchscript"``, or a
+            ``min_dice`` outside [0, 1].
+    """
+
+    def __init__(
+        self,
+        network: nn.Module,
+        precision: str = "auto",
+        channels_last: bool | None = None,
+        fuse: bool = True,
+        backend: str = "eager",
+        min_dice: float = 0.995,
+        threshold: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if not isinstance(network, nn.Module):
+            raise ValueError(f"network must be a torch.nn.Module, got {type(network).__name__}.")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got precision={precision!r}.")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got backend={backend!r}.")
+        if backend == "torchscript" and precision == "bf16":
+            raise ValueError("precision='bf16' needs backend 'eager' or 'compile' (TorchScript ignores autocast).")
+        if not 0.0 <= float(min_dice) <= 1.0:
+            raise ValueError(f"min_dice must be in [0, 1], got min_dice={min_dice!r}.")
+        self.network = network
+        self.precision = precision
+        self.channels_last = channels_last
+        self.fuse = bool(fuse)
+        self.backend = backend
+        self.min_dice = float(min_dice)
+        self.threshold = float(threshold)
+        self.selected_precision: str | None = None
+        self.agreement: float | None = None
+        # the prepared copy and its runners; a plain dict so that nn.Module does not register (or save) them
+        self._cache: dict[str, Any] = {}
+
+    # --- the wrapped network's weights are the wrapper's weights ------------------------------------------------
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        return self.network.state_dict(*args, **kwargs)
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        self.reset()
+        return self.network.load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def _apply(self, fn: Callable, recurse: bool = True) -> FastInferenceNetwork:  # .to(), .cuda(), .float(), ...
+        self.reset()
+        return super()._apply(fn, recurse)
+
+    def reset(self) -> None:
+        """Discard the inference copy (rebuilt at the next eval forward), e.g. after changing the weights."""
+        self._cache = {}
+        self.selected_precision = None
+        self.agreement = None
+
+    # --- preparation ------------------------------------------------------------------------------------------
+    def _device(self, x: torch.Tensor) -> torch.device:
+        p = next(self.network.parameters(), None)
+        return p.device if p is not None else x.device
+
+    def _use_channels_last(self, x: torch.Tensor) -> bool:
+        if self.channels_last is not None:
+            return bool(self.channels_last) and x.ndim == 4
+        return x.ndim == 4 and self._device(x).type in ("cpu", "cuda")
+
+    def _prepared_module(self, channels_last: bool) -> nn.Module:
+        net = copy.deepcopy(self.network).eval()
+        if self.fuse and hasattr(net, "fuse_for_inference"):
+            net = net.fuse_for_inference()
+        for p in net.parameters():
+            p.requires_grad_(False)
+        if channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        return net
+
+    def _runner(self, net: nn.Module, x: torch.Tensor, bf16: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+        device_type = self._device(x).type
+        if self.backend == "torchscript":
+            with torch.no_grad():
+                try:
+                    scripted = torch.jit.script(net)
+                except Exception as e:  # networks that TorchScript cannot compile are traced instead
+                    logger.info("torch.jit.script failed (%s); tracing instead", str(e).splitlines()[0])
+                    scripted = torch.jit.trace(net, x, check_trace=False)
+                frozen = torch.jit.optimize_for_inference(torch.jit.freeze(scripted.eval()))
+            return frozen
+        fn: Callable[[torch.Tensor], torch.Tensor] = net
+        if self.backend == "compile":
+            # Inductor with frozen weights: constant-folds and pre-packs the weights and fuses each convolution with
+            # the activation or sum after it (oneDNN post-ops) on CPU
+            options = {"freezing": True} if device_type == "cpu" else None
+            fn = torch.compile(net, dynamic=False, options=options)
+        if not bf16:
+            return fn
+
+        def autocast_forward(t: torch.Tensor) -> torch.Tensor:
+            with torch.autocast(device_type, dtype=torch.bfloat16):
+                return fn(t)
+
+        return autocast_forward
+
+    def _run(self, key: str, x: torch.Tensor) -> torch.Tensor:
+        if key not in self._cache:
+            channels_last = self._use_channels_last(x)
+            if "module" not in self._cache:
+                self._cache["module"] = self._prepared_module(channels_last)
+                self._cache["channels_last"] = channels_last
+            self._cache[key] = self._runner(self._cache["module"], x, bf16=key == "bf16")
+        if self._cache["channels_last"]:
+            x = x.contiguous(memory_format=torch.channels_last)
+        out = self._cache[key](x)
+        return out.float().contiguous()
+
+    def _select(self, x: torch.Tensor) -> torch.Tensor:
+        """Choose the precision on the first batch; return that batch's output."""
+        if self.precision == "fp32" or (self.precision == "auto" and self.backend == "torchscript"):
+            self.selected_precision = "fp32"
+            return self._run("fp32", x)
+        if self.precision == "bf16":
+            self.selected_precision = "bf16"
+            return self._run("bf16", x)
+        device = self._device(x)
+        if not native_bf16(device):
+            logger.info("precision 'auto': %s has no native bfloat16, using float32", device)
+            self.selected_precision = "fp32"
+            return self._run("fp32", x)
+        ref = self._run("fp32", x)
+        self.agreement = mask_agreement(ref, self._run("bf16", x), self.threshold)
+        self.selected_precision = "bf16" if self.agreement >= self.min_dice else "fp32"
+        level = logging.INFO if self.selected_precision == "bf16" else logging.WARNING
+        logger.log(
+            level,
+            "precision 'auto': bfloat16 masks agree with float32 with Dice %.4f on the first batch (needed %.4f): "
+            "using %s",
+            self.agreement,
+            self.min_dice,
+            "bfloat16" if self.selected_precision == "bf16" else "float32",
+        )
+        return ref
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            x: the input batch, as the wrapped network takes it (a MetaTensor is fine).
+
+        Returns:
+            in training mode the wrapped network's output; in eval mode its float32 logits, computed by the
+            prepared copy (a MetaTensor carrying ``x``'s metadata when ``x`` is one).
+        """
+        if self.training:
+            return self.network(x)
+        plain = _plain(x)
+        with torch.no_grad():
+            out = self._select(plain) if self.selected_precision is None else self._run(self.selected_precision, plain)
+        if isinstance(x, MetaTensor):
+            # what a convolution on a MetaTensor gives: the input's metadata and applied operations (Invertd uses them)
+            out = MetaTensor(out, meta=x.meta, applied_operations=x.applied_operations)
+            out.is_batch = x.is_batch
+        return out
+
+    def extra_repr(self) -> str:
+        return (
+            f"precision={self.precision!r}, channels_last={self.channels_last}, fuse={self.fuse}, "
+            f"backend={self.backend!r}, selected_precision={self.selected_precision!r}"
+        )
+
+
+def prepare_for_inference(
+    network: nn.Module,
+    precision: str = "auto",
+    channels_last: bool | None = None,
+    fuse: bool = True,
+    backend: str = "eager",
+    min_dice: float = 0.995,
+) -> FastInferenceNetwork:
+    """Wrap ``network`` for fast inference; use the result as the bundle's ``network``.
+
+    Example (the bundle's ``inference.json``)::
+
+        "network": "$r2mf_monai.networks.fast_inference.prepare_for_inference(@network_def.to(@device),
+                     precision=@precision, channels_last=@channels_last)"
+
+    Args:
+        network: the network (weights may be loaded afterwards, e.g. by ``CheckpointLoader``).
+        precision: ``"auto"`` (bfloat16 where native and the masks agree, else float32), ``"fp32"`` or ``"bf16"``.
+            Defaults to ``"auto"``.
+        channels_last: channels-last memory format; ``None`` chooses it on CPU and CUDA. Defaults to ``None``.
+        fuse: fold batch normalisation into convolutions. Defaults to ``True``.
+        backend: ``"eager"``, ``"torchscript"`` or ``"compile"``. Defaults to ``"eager"``.
+        min_dice: the agreement ``"auto"`` requires. Defaults to ``0.995``.
+
+    Raises:
+        ValueError: for a bad argument (the message names it).
+    """
+    return FastInferenceNetwork(
+        network, precision=precision, channels_last=channels_last, fuse=fuse, backend=backend, min_dice=min_dice
+    )
