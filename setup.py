@@ -50,7 +50,7 @@ EXTRAS = {
     "dicom": ["pylibjpeg", "pylibjpeg-libjpeg", "pylibjpeg-openjpeg"],
     # MONAI Deploy and MONAI Label live in venvs of their own (see README): they pin torch, pydicom and protobuf
     "deploy": ["monai-deploy-app-sdk>=4.0,<5"],
-    "label": ["monailabel==0.8.5", "pydicom<3", "pynetdicom<3", "dicomweb-client<0.60"],
+    "label": ["monailabel==0.8.5", "pydicom<3", "pynetdicom<3", "dicomweb-client<0.60", "highdicom<0.23"],
 }
 EXTRAS["test"] = [
     "pytest>=8",

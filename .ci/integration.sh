@@ -80,11 +80,12 @@ build_deploy() {
     pipq "$V/bin/python" torch==2.13.0
     pipq "$V/bin/python" monai-deploy-app-sdk==4.0.0
     pipq "$V/bin/python" -e .
-    "$V/bin/python" -c "import monai, torch, highdicom, r2mf_monai
-import monai.deploy.core as mdc
-assert monai.__version__.startswith('1.6'), monai.__version__
-print('[deploy] monai-deploy', mdc.__version__ if hasattr(mdc, '__version__') else '?', '| monai', monai.__version__,
-      '| torch', torch.__version__, '| highdicom', highdicom.__version__)"
+    "$V/bin/python" -c "import monai, torch, highdicom, r2mf_monai, monai.deploy.core
+from importlib.metadata import version
+assert monai.__version__.startswith('1.6'), f'monai {monai.__version__}: the bundle needs 1.6.x'
+print('[deploy] monai-deploy-app-sdk', version('monai-deploy-app-sdk'),
+      '| monai', monai.__version__, '| torch', torch.__version__, '| highdicom', highdicom.__version__)" 2>&1 |
+        grep -v "stack size"
     echo "$DEPLOY_RECIPE" >"$V/$MARKER"
 }
 

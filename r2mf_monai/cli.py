@@ -150,6 +150,7 @@ def infer(
     device: str | None = None,
     backend: str = "pytorch",
     onnx_path: str | None = None,
+    measure: bool = False,
 ) -> str:
     """Segment every radiograph in INPUT_DIR (DICOM, PNG, JPEG, NIfTI) with the bundle's inference.json.
 
@@ -168,6 +169,8 @@ def infer(
         backend: ``pytorch`` or ``onnxruntime`` (the exported model on ONNX Runtime; same pipeline otherwise).
         onnx_path: the ONNX model for ``onnxruntime``; defaults to ``BUNDLE/models/model.onnx``, exported from
             ``model.pt`` when missing.
+        measure: also measure the masks (curves, Cobb angles, flexibility, Lenke type; ``r2mf-monai measure``),
+            with one report per patient whose views are named ``<patient>_<view>``, in ``OUTPUT_DIR/measurements``.
     """
     import os
 
@@ -207,7 +210,63 @@ def infer(
     workflow.initialize()
     workflow.run()
     workflow.finalize()
+    if measure:
+        from r2mf_monai.measure.report import measure_path
+
+        measure_path(
+            output_dir,
+            output=os.path.join(output_dir, "measurements"),
+            images=input_dir if os.path.isdir(input_dir) else None,
+        )
     return os.path.abspath(output_dir)
+
+
+def benchmark(
+    output_dir: str | None = None,
+    models: str | tuple[str, ...] | None = None,
+    paths: str | tuple[str, ...] | None = None,
+    image_size: int = 512,
+    repeats: int = 10,
+    threads: int | None = None,
+    checkpoint: str | None = None,
+    end_to_end: bool = True,
+    smoke: bool = False,
+) -> str:
+    """Parameters, GMACs, latency, throughput and memory of R2MF-Net and the baselines on every inference path.
+
+    Writes ``benchmark.md`` and ``benchmark.json`` (see ``r2mf_monai.benchmark``).
+
+    Args:
+        output_dir: folder for the two tables; defaults to the bundle's ``docs/``.
+        models: comma-separated keys of ``r2mf_monai.benchmark.MODELS``; defaults to all.
+        paths: comma-separated inference paths (``eager_fp32``, ``channels_last``, ``bf16``, ``torchscript``,
+            ``compile``, ``onnxruntime``, ``auto``, ``cuda_fp32``, ``cuda_amp``); defaults to all available.
+        image_size: side of the square input. Defaults to ``512``.
+        repeats: timed passes per measurement (median reported). Defaults to ``10``.
+        threads: CPU threads; defaults to PyTorch's.
+        checkpoint: a trained R2MF-Net ``model.pt`` (else calibrated random weights).
+        end_to_end: also time the bundle's inference on one patient's three DICOM views.
+        smoke: tiny sizes and two models, in seconds.
+    """
+    from r2mf_monai.benchmark import run_benchmark
+
+    def _list(value: str | tuple[str, ...] | None) -> list[str] | None:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",")]
+        return None if value is None else list(value)
+
+    out = run_benchmark(
+        output_dir=output_dir,
+        models=_list(models),
+        paths=_list(paths),
+        image_size=image_size,
+        repeats=repeats,
+        threads=threads,
+        checkpoint=checkpoint,
+        end_to_end=end_to_end,
+        smoke=smoke,
+    )
+    return out["output_dir"]
 
 
 COMMANDS = {
@@ -217,6 +276,7 @@ COMMANDS = {
     "landmarks2mask": landmarks2mask,
     "measure": measure,
     "infer": infer,
+    "benchmark": benchmark,
 }
 
 

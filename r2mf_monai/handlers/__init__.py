@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 from r2mf_monai.handlers.epoch_csv import EpochMetricsCSV
+from r2mf_monai.handlers.review_flag import ReviewFlag, flip_dropout_uncertainty
 from r2mf_monai.handlers.segmentation_report import SegmentationReport, segmentation_metrics
 
-__all__ = ["EpochMetricsCSV", "SegmentationReport", "segmentation_metrics"]
+__all__ = ["EpochMetricsCSV", "ReviewFlag", "SegmentationReport", "flip_dropout_uncertainty", "segmentation_metrics"]

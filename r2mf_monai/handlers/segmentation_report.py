@@ -158,6 +158,7 @@ class SegmentationReport:
                 "quality": source.get("quality", ""),
             }
             row.update(segmentation_metrics(pred, label, self._spacing(item)))
+            row["review_score"] = float(item.get("review_score", math.nan))
             self.rows.append(row)
             if self.num_worst > 0:
                 keep = {
@@ -185,7 +186,18 @@ class SegmentationReport:
             out[kind] = {
                 key: {m: _summary([float(r[m]) for r in rows]) for m in METRICS} for key, rows in members.items()
             }
+        out["review"] = self.review_correlation()
         return out
+
+    def review_correlation(self) -> dict[str, float]:
+        """Spearman rank correlation between the review score and the error ``1 - Dice`` (paper §5.4)."""
+        pairs = [(r["review_score"], 100.0 - r["dice"]) for r in self.rows if math.isfinite(r["review_score"])]
+        if len(pairs) < 3:
+            return {"spearman_rho": math.nan, "p_value": math.nan, "n": len(pairs)}
+        from scipy.stats import spearmanr
+
+        rho, p = spearmanr([a for a, _ in pairs], [b for _, b in pairs])
+        return {"spearman_rho": float(rho), "p_value": float(p), "n": len(pairs)}
 
     def markdown(self, summary: dict[str, Any]) -> str:
         """Tables shaped like the paper's Table 1 (per view) and §4.8 (per quality level)."""
@@ -207,6 +219,13 @@ class SegmentationReport:
                     f"{_fmt(s['hd95_mm'], 2)} |"
                 )
             lines.append("")
+        review = summary.get("review", {})
+        if review.get("n", 0) >= 3:
+            lines.append(
+                f"Review score vs error (1 - Dice): Spearman rho = {review['spearman_rho']:.3f} "
+                f"(p = {review['p_value']:.2g}, n = {review['n']})"
+            )
+            lines.append("")
         return "\n".join(lines)
 
     def _write(self, engine: Engine) -> None:
@@ -216,7 +235,7 @@ class SegmentationReport:
             json.dump(summary, f, indent=2, allow_nan=True)
         path = os.path.join(self.output_dir, "metrics_per_image.csv")
         with atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=["image", "patient_id", "view", "quality", *METRICS])
+            writer = csv.DictWriter(f, fieldnames=["image", "patient_id", "view", "quality", *METRICS, "review_score"])
             writer.writeheader()
             writer.writerows(self.rows)
         with atomic_write(os.path.join(self.output_dir, "metrics_table.md")) as tmp, open(tmp, "w") as f:

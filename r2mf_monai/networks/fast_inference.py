@@ -23,8 +23,9 @@ wrapped network unchanged; in eval mode its first forward builds, once, an infer
 - the precision: ``"fp32"``; ``"bf16"`` (``torch.autocast`` with bfloat16: convolutions and matrix products in
   bfloat16, reductions and the output in float32); or ``"auto"``, which takes bfloat16 only where the hardware runs
   it natively (CPU flags ``avx512_bf16`` or ``amx_bf16``, or a CUDA device that supports it) and only if, on the
-  first batch it sees, the bfloat16 masks agree with the float32 masks (Dice >= ``min_dice``, 0.995 by default);
-  otherwise float32. The first batch's output is the float32 one.
+  first ``check_batches`` batches it sees (3 by default: one patient's three views), the bfloat16 masks agree with
+  the float32 masks (worst Dice >= ``min_dice``, 0.995 by default); otherwise float32. The checked batches return
+  their float32 output.
 
 The output is always float32 logits in the contiguous layout, and a :class:`monai.data.MetaTensor` input gives a
 MetaTensor output with the input's metadata (what a convolution on a MetaTensor gives), so post-processing such as
@@ -130,11 +131,14 @@ class FastInferenceNetwork(nn.Module):
             Defaults to ``True``.
         backend: ``"eager"``, ``"torchscript"`` (float32 only) or ``"compile"``. Defaults to ``"eager"``.
         min_dice: agreement that ``"auto"`` requires between bfloat16 and float32 masks. Defaults to ``0.995``.
+        check_batches: batches that ``"auto"`` computes in both precisions (returning the float32 result) before it
+            adopts bfloat16; any batch below ``min_dice`` settles on float32. Defaults to ``3`` (one patient's three
+            views when the bundle feeds one image a batch).
         threshold: logit above which a pixel is foreground, for that check. Defaults to ``0.0`` (probability 0.5).
 
     Attributes:
-        selected_precision: the precision in use after the first eval forward (``None`` before).
-        agreement: the Dice measured by ``"auto"`` on its first batch (``None`` when not measured).
+        selected_precision: the precision in use (``None`` while ``"auto"`` is still checking).
+        agreement: the worst Dice measured by ``"auto"`` so far (``None`` when not measured).
 
     Raises:
         ValueError: for an unknown ``precision`` or ``backend``, ``"bf16"`` with ``"torchscript"``, or a
@@ -150,6 +154,7 @@ class FastInferenceNetwork(nn.Module):
         backend: str = "eager",
         min_dice: float = 0.995,
         threshold: float = 0.0,
+        check_batches: int = 3,
     ) -> None:
         super().__init__()
         if not isinstance(network, nn.Module):
@@ -162,6 +167,8 @@ class FastInferenceNetwork(nn.Module):
             raise ValueError("precision='bf16' needs backend 'eager' or 'compile' (TorchScript ignores autocast).")
         if not 0.0 <= float(min_dice) <= 1.0:
             raise ValueError(f"min_dice must be in [0, 1], got min_dice={min_dice!r}.")
+        if not isinstance(check_batches, int) or check_batches < 1:
+            raise ValueError(f"check_batches must be a positive integer, got check_batches={check_batches!r}.")
         self.network = network
         self.precision = precision
         self.channels_last = channels_last
@@ -169,6 +176,8 @@ class FastInferenceNetwork(nn.Module):
         self.backend = backend
         self.min_dice = float(min_dice)
         self.threshold = float(threshold)
+        self.check_batches = check_batches
+        self._checked = 0
         self.selected_precision: str | None = None
         self.agreement: float | None = None
         # the prepared copy and its runners; a plain dict so that nn.Module does not register (or save) them
@@ -189,6 +198,7 @@ class FastInferenceNetwork(nn.Module):
     def reset(self) -> None:
         """Discard the inference copy (rebuilt at the next eval forward), e.g. after changing the weights."""
         self._cache = {}
+        self._checked = 0
         self.selected_precision = None
         self.agreement = None
 
@@ -206,6 +216,11 @@ class FastInferenceNetwork(nn.Module):
         net = copy.deepcopy(self.network).eval()
         if self.fuse and hasattr(net, "fuse_for_inference"):
             net = net.fuse_for_inference()
+            # every activation of R2MF-Net's blocks reads a temporary (a convolution's or a sum's output) that nothing
+            # else reads, so it may overwrite it: one large allocation (and its page faults) less per activation
+            for m in net.modules():
+                if isinstance(m, (nn.LeakyReLU, nn.ReLU)):
+                    m.inplace = True
         for p in net.parameters():
             p.requires_grad_(False)
         if channels_last:
@@ -251,7 +266,7 @@ class FastInferenceNetwork(nn.Module):
         return out.float().contiguous()
 
     def _select(self, x: torch.Tensor) -> torch.Tensor:
-        """Choose the precision on the first batch; return that batch's output."""
+        """Run a batch while the precision is not chosen yet; choose it when the evidence is in."""
         if self.precision == "fp32" or (self.precision == "auto" and self.backend == "torchscript"):
             self.selected_precision = "fp32"
             return self._run("fp32", x)
@@ -264,17 +279,24 @@ class FastInferenceNetwork(nn.Module):
             self.selected_precision = "fp32"
             return self._run("fp32", x)
         ref = self._run("fp32", x)
-        self.agreement = mask_agreement(ref, self._run("bf16", x), self.threshold)
-        self.selected_precision = "bf16" if self.agreement >= self.min_dice else "fp32"
-        level = logging.INFO if self.selected_precision == "bf16" else logging.WARNING
-        logger.log(
-            level,
-            "precision 'auto': bfloat16 masks agree with float32 with Dice %.4f on the first batch (needed %.4f): "
-            "using %s",
-            self.agreement,
-            self.min_dice,
-            "bfloat16" if self.selected_precision == "bf16" else "float32",
-        )
+        dice = mask_agreement(ref, self._run("bf16", x), self.threshold)
+        self.agreement = dice if self.agreement is None else min(self.agreement, dice)
+        self._checked += 1
+        if self.agreement < self.min_dice:
+            self.selected_precision = "fp32"
+        elif self._checked >= self.check_batches:
+            self.selected_precision = "bf16"
+        if self.selected_precision is not None:
+            level = logging.INFO if self.selected_precision == "bf16" else logging.WARNING
+            logger.log(
+                level,
+                "precision 'auto': bfloat16 masks agree with float32 with Dice >= %.4f on %d batch(es) (needed %.4f): "
+                "using %s",
+                self.agreement,
+                self._checked,
+                self.min_dice,
+                "bfloat16" if self.selected_precision == "bf16" else "float32",
+            )
         return ref
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -311,6 +333,7 @@ def prepare_for_inference(
     fuse: bool = True,
     backend: str = "eager",
     min_dice: float = 0.995,
+    check_batches: int = 3,
 ) -> FastInferenceNetwork:
     """Wrap ``network`` for fast inference; use the result as the bundle's ``network``.
 
@@ -327,10 +350,17 @@ def prepare_for_inference(
         fuse: fold batch normalisation into convolutions. Defaults to ``True``.
         backend: ``"eager"``, ``"torchscript"`` or ``"compile"``. Defaults to ``"eager"``.
         min_dice: the agreement ``"auto"`` requires. Defaults to ``0.995``.
+        check_batches: batches ``"auto"`` checks before adopting bfloat16. Defaults to ``3``.
 
     Raises:
         ValueError: for a bad argument (the message names it).
     """
     return FastInferenceNetwork(
-        network, precision=precision, channels_last=channels_last, fuse=fuse, backend=backend, min_dice=min_dice
+        network,
+        precision=precision,
+        channels_last=channels_last,
+        fuse=fuse,
+        backend=backend,
+        min_dice=min_dice,
+        check_batches=check_batches,
     )

@@ -126,3 +126,34 @@ def test_empty_input_folder_is_one_clear_error(trained_bundle: Path, tmp_path: P
     with pytest.raises(AssertionError, match="nothing_here"):
         run([sys.executable, "-m", "r2mf_monai.cli", "infer", str(empty), str(tmp_path / "o"),
              "--bundle_dir", str(trained_bundle)])
+
+
+def test_one_study_to_dicom_seg_and_measurements(trained_bundle: Path, tiny_dataset: Path, tmp_path: Path) -> None:
+    """DICOM in, DICOM SEG out, identical to the PNG mask; then the three-view measurement report."""
+    import highdicom as hd
+    import pydicom
+
+    study = tmp_path / "study"
+    study.mkdir()
+    datalist = json.loads((tiny_dataset / "datalist.json").read_text())
+    items = [i for i in datalist["training"] if i["patient_id"] == datalist["training"][0]["patient_id"]]
+    assert len(items) == 3
+    for item in items:
+        shutil.copy(tiny_dataset / item["image"], study / Path(item["image"]).name)
+    out = tmp_path / "out"
+    run([sys.executable, "-m", "r2mf_monai.cli", "infer", str(study), str(out), "--bundle_dir", str(trained_bundle),
+         "--formats", "png,dcmseg", "--measure", "True"])
+    dicoms = [p for p in study.iterdir() if p.suffix == ".dcm"]
+    for src in dicoms:
+        seg_path = out / f"{src.stem}_seg.dcm"
+        seg = hd.seg.segread(seg_path)
+        source = pydicom.dcmread(src, stop_before_pixels=True)
+        pixels = seg.get_pixels_by_source_instance([source.SOPInstanceUID], segment_numbers=[1])[0, :, :, 0]
+        png = np.asarray(Image.open(out / f"{src.stem}_mask.png")) > 0
+        np.testing.assert_array_equal(pixels.astype(bool), png)
+    for src in study.iterdir():
+        assert (out / f"{src.stem}_mask.png").is_file()
+    reports = list((out / "measurements").glob("*.json"))
+    assert len(reports) == 1, sorted(p.name for p in (out / "measurements").iterdir())
+    report = json.loads(reports[0].read_text())
+    assert items[0]["patient_id"] in json.dumps(report)

@@ -1,0 +1,806 @@
+# Copyright (c) r2mf-monai contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""One run, one table: cost and speed of R2MF-Net and its baselines on this machine (paper §4.9, Table 4).
+
+For every model (the bundle's ``train.json`` network, merged with an override of ``bundle/configs/baselines``) and
+every inference path (eager float32, channels-last with folded batch norm, bfloat16 autocast, TorchScript,
+``torch.compile``, ONNX Runtime, the ``"auto"`` path of :mod:`r2mf_monai.networks.fast_inference`, and CUDA float32
+and AMP when a GPU is present) it measures, at ``image_size`` x ``image_size``:
+
+- parameters and MACs (``torch.utils.flop_counter``: convolutions and matrix products; one multiply-add = 2 FLOPs);
+- latency of one image: the median of ``repeats`` forward passes after ``warmup`` ones;
+- the achieved GFLOP/s as a fraction of the same run's 2048x2048 float32 (and bfloat16) matrix-product rate;
+- peak memory: the rise of the process's peak resident set size (``VmHWM``, reset through ``/proc/self/clear_refs``)
+  over its resident size before the timed passes, i.e. activations and workspace of a forward pass;
+- throughput of a batch of three (one patient's three views);
+- agreement with eager float32: the worst per-image Dice of the masks (logit > 0) and the largest logit difference.
+
+Each (model, path) runs in a fresh Python process, so that compilation caches, thread pools and memory peaks of one
+measurement do not leak into the next, and a failing path (e.g. an exporter that does not support a network) is
+reported in the table instead of stopping the run. Weights are the given checkpoint, or random He-normal weights
+whose batch-norm statistics are set on the benchmark's synthetic images (so that activations have a trained
+network's scale); the same weights serve every path of a model.
+
+The end-to-end timing runs the bundle's ``inference.json`` (load DICOM, preprocess, infer, post-process, write
+masks) on one synthetic patient's three DICOM views, with the network as shipped and with the prepared paths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import json
+import logging
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from r2mf_monai.outputs.atomic import atomic_write
+
+__all__ = [
+    "CPU_PATHS",
+    "GPU_PATHS",
+    "MODELS",
+    "build_network",
+    "count_complexity",
+    "markdown_table",
+    "matmul_rate",
+    "run_benchmark",
+    "system_info",
+]
+
+logger = logging.getLogger(__name__)
+
+MODELS: dict[str, tuple[str, str | None]] = {
+    "r2mfnet": ("R2MF-Net", None),
+    "two_stage_unet": ("Two-stage U-Net (Table 2 baseline)", "two_stage_unet.json"),
+    "unet": ("U-Net (MONAI UNet)", "unet.json"),
+    "resunet": ("Residual U-Net (MONAI UNet, 2 res. units)", "resunet.json"),
+    "attention_unet": ("Attention U-Net", "attention_unet.json"),
+    "swin_unetr": ("SwinUNETR 2-D", "swin_unetr.json"),
+    "dynunet": ("DynUNet (nnU-Net-style)", "dynunet.json"),
+    "deeplabv3plus": ("DeepLabV3+ (smp, ResNet-34)", "deeplabv3plus.json"),
+}
+"""Benchmark name -> (label, override file in ``bundle/configs/baselines``; ``None`` for train.json's R2MF-Net)."""
+
+CPU_PATHS = ("eager_fp32", "channels_last", "bf16", "torchscript", "compile", "onnxruntime", "auto")
+GPU_PATHS = ("cuda_fp32", "cuda_amp")
+PATH_LABELS = {
+    "eager_fp32": "eager fp32 (NCHW, as trained)",
+    "channels_last": "fp32, BN folded, channels-last",
+    "bf16": "bf16 autocast, BN folded, channels-last",
+    "torchscript": "TorchScript freeze + optimize_for_inference",
+    "compile": "torch.compile (Inductor, freezing)",
+    "onnxruntime": "ONNX Runtime (CPU EP)",
+    "auto": "prepare_for_inference(precision='auto')",
+    "cuda_fp32": "CUDA fp32, BN folded, channels-last",
+    "cuda_amp": "CUDA AMP fp16 autocast",
+}
+BF16_PATHS = ("bf16", "cuda_amp")
+
+# narrow widths for --smoke: every model at a few thousand parameters
+SMOKE_OVERRIDES: dict[str, dict[str, Any]] = {
+    "r2mfnet": {"network_def#channels": [4, 8, 16, 32]},
+    "two_stage_unet": {"network_def#channels": [4, 8, 16, 32]},
+    "unet": {"network_def#channels": [4, 8, 16, 32, 64]},
+    "resunet": {"network_def#channels": [4, 8, 16, 32, 64]},
+    "attention_unet": {"network_def#channels": [4, 8, 16, 32, 64]},
+    "swin_unetr": {"network_def#feature_size": 12},
+    "dynunet": {"network_def#filters": [4, 8, 16, 32, 64, 64]},
+}
+SMOKE_MODELS = ("r2mfnet", "unet")
+SMOKE_PATHS = ("eager_fp32", "channels_last", "bf16", "torchscript", "onnxruntime", "auto")
+
+
+# --- building blocks ------------------------------------------------------------------------------------------------
+def _configs_dir(bundle_root: str | os.PathLike | None) -> Path:
+    from r2mf_monai.bundle_paths import default_bundle_root
+
+    root = Path(bundle_root) if bundle_root else Path(default_bundle_root())
+    configs = root / "configs"
+    if not (configs / "train.json").is_file():
+        raise FileNotFoundError(f"bundle_root: no configs/train.json in '{root}'")
+    return configs
+
+
+def build_network(
+    model: str, bundle_root: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None
+) -> nn.Module:
+    """The ``network_def`` of ``train.json`` merged with the model's baseline override (as the bundle builds it).
+
+    Args:
+        model: a key of :data:`MODELS`.
+        bundle_root: the bundle folder (holding ``configs/``); defaults to the package's bundle.
+        overrides: config overrides such as ``{"network_def#channels": [8, 16, 32, 64]}``.
+
+    Raises:
+        ValueError: for an unknown model.
+        FileNotFoundError: when the bundle or the override file is missing.
+    """
+    from monai.bundle import ConfigParser
+
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {sorted(MODELS)}, got {model!r}.")
+    configs = _configs_dir(bundle_root)
+    files = [str(configs / "train.json")]
+    override_file = MODELS[model][1]
+    if override_file is not None:
+        path = configs / "baselines" / override_file
+        if not path.is_file():
+            raise FileNotFoundError(f"baseline override '{path}' does not exist")
+        files.append(str(path))
+    parser = ConfigParser()
+    parser.read_config(files)
+    for key, value in (overrides or {}).items():
+        parser[key] = value
+    return parser.get_parsed_content("network_def", instantiate=True)
+
+
+def count_complexity(network: nn.Module, image_size: int, in_channels: int = 1) -> dict[str, int]:
+    """Trainable parameters and FLOPs (2 per multiply-add) of one eval-mode forward of a (1, C, S, S) input.
+
+    Counted on PyTorch's ``meta`` device (no arithmetic) where the network allows it, else on the CPU.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    params = sum(p.numel() for p in network.parameters() if p.requires_grad)
+    for device in ("meta", "cpu"):
+        try:
+            net = copy.deepcopy(network).to(device).eval()
+            x = torch.zeros(1, in_channels, image_size, image_size, device=device)
+            counter = FlopCounterMode(display=False)
+            with counter, torch.no_grad():
+                net(x)
+            flops = int(counter.get_total_flops())
+            return {"parameters": params, "flops": flops, "macs": flops // 2}
+        except Exception as e:  # some networks cannot run on the meta device; count on the CPU then
+            logger.debug("FLOP count on %s failed: %s", device, e)
+    return {"parameters": params, "flops": -1, "macs": -1}
+
+
+def matmul_rate(dtype: torch.dtype = torch.float32, size: int = 2048, repeats: int = 7) -> float:
+    """GFLOP/s of a ``size`` x ``size`` matrix product on the CPU (median of ``repeats`` after one warm-up)."""
+    a = torch.rand(size, size).to(dtype)
+    b = torch.rand(size, size).to(dtype)
+    times = []
+    with torch.no_grad():
+        torch.mm(a, b)
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            torch.mm(a, b)
+            times.append(time.perf_counter() - t0)
+    return 2.0 * size**3 / statistics.median(times) / 1e9
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def system_info() -> dict[str, Any]:
+    """CPU model and flags of interest, threads, library versions, load average, GPU (if any)."""
+    from r2mf_monai.networks.fast_inference import cpu_flags, native_bf16
+
+    info: dict[str, Any] = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpu_flags": sorted(f for f in cpu_flags() if f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")),
+        "native_bf16_cpu": native_bf16("cpu"),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    for name in ("monai", "onnxruntime", "onnx"):
+        try:
+            info[name] = __import__(name).__version__
+        except Exception:
+            info[name] = None
+    return info
+
+
+def _proc_status_mb(key: str) -> float:
+    try:
+        with open("/proc/self/status", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return math.nan
+
+
+def _reset_peak_rss() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+# --- one measurement, in its own process ----------------------------------------------------------------------------
+def _state_dict(checkpoint: Any) -> dict:
+    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("model"), dict):
+        return checkpoint["model"]
+    return checkpoint
+
+
+def _calibrate_batch_norm(net: nn.Module, images: torch.Tensor) -> None:
+    """Set batch-norm running statistics to the average over ``images`` (one at a time, as training with batch 1)."""
+    bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    net.eval()
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average
+        bn.train()
+    with torch.no_grad():
+        for i in range(images.shape[0]):
+            net(images[i : i + 1])
+    net.eval()
+
+
+def _weights(spec: dict[str, Any]) -> nn.Module:
+    """The model of ``spec`` with its benchmark weights (made and saved by the first measurement of the model)."""
+    torch.manual_seed(int(spec["seed"]))
+    net = build_network(spec["model"], spec["bundle_root"], spec.get("overrides"))
+    weights = Path(spec["weights_file"])
+    if weights.is_file():
+        net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    else:
+        if spec.get("checkpoint"):
+            net.load_state_dict(_state_dict(torch.load(spec["checkpoint"], map_location="cpu", weights_only=True)))
+        else:
+            _calibrate_batch_norm(net, torch.load(spec["images_file"], weights_only=True))
+        torch.save(net.state_dict(), weights)
+    return net.eval()
+
+
+def _runner(spec: dict[str, Any], net: nn.Module, work: Path) -> tuple[Any, str]:
+    """The callable of the path of ``spec`` and the device it runs on."""
+    from r2mf_monai.networks.fast_inference import prepare_for_inference
+
+    path = spec["path"]
+    if path == "eager_fp32":
+        return net, "cpu"
+    if path == "channels_last":
+        return prepare_for_inference(net, precision="fp32", channels_last=True).eval(), "cpu"
+    if path == "bf16":
+        return prepare_for_inference(net, precision="bf16", channels_last=True).eval(), "cpu"
+    if path == "torchscript":
+        return prepare_for_inference(net, precision="fp32", backend="torchscript").eval(), "cpu"
+    if path == "compile":
+        return prepare_for_inference(net, precision="fp32", channels_last=True, backend="compile").eval(), "cpu"
+    if path == "auto":
+        return prepare_for_inference(net, precision="auto").eval(), "cpu"
+    if path == "onnxruntime":
+        from r2mf_monai.onnx_backend import OnnxRuntimeNetwork, export_onnx
+
+        onnx_file = work / f"{spec['model']}.onnx"
+        if not onnx_file.is_file():
+            export_onnx(copy.deepcopy(net), onnx_file, int(spec["image_size"]), verify=False)
+        return OnnxRuntimeNetwork(onnx_file), "cpu"
+    if path == "cuda_fp32":
+        return prepare_for_inference(net.cuda(), precision="fp32", channels_last=True).eval(), "cuda"
+    if path == "cuda_amp":
+        inner = prepare_for_inference(net.cuda(), precision="fp32", channels_last=True).eval()
+
+        def amp(x: torch.Tensor) -> torch.Tensor:
+            with torch.autocast("cuda", dtype=torch.float16):
+                return inner(x)
+
+        return amp, "cuda"
+    raise ValueError(f"unknown path {path!r}; choose from {CPU_PATHS + GPU_PATHS}.")
+
+
+def _timed(fn: Any, x: torch.Tensor, device: str, n: int) -> list[float]:
+    times = []
+    for _ in range(n):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn(x)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def _measure(spec: dict[str, Any]) -> dict[str, Any]:
+    """Time one (model, path); runs in a child process (see :func:`_child_main`)."""
+    from r2mf_monai.networks.fast_inference import mask_agreement
+
+    torch.set_num_threads(int(spec["threads"]))
+    work = Path(spec["work_dir"])
+    images = torch.load(spec["images_file"], weights_only=True)
+    net = _weights(spec)
+    t0 = time.perf_counter()
+    fn, device = _runner(spec, net, work)
+    setup_s = time.perf_counter() - t0
+    x1 = images[:1].to(device)
+    x3 = images[:3].to(device)
+    out: dict[str, Any] = {"model": spec["model"], "path": spec["path"], "device": device}
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        fn(x1)  # builds the prepared copy / compiles / chooses the precision
+        if device == "cuda":
+            torch.cuda.synchronize()
+        out["first_call_s"] = time.perf_counter() - t0 + setup_s
+        _timed(fn, x1, device, max(int(spec["warmup"]) - 1, 0))
+        rss = _proc_status_mb("VmRSS")
+        peak_ok = _reset_peak_rss()
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+            base_gpu = torch.cuda.memory_allocated()
+        times = _timed(fn, x1, device, int(spec["repeats"]))
+        out["peak_extra_mb"] = _proc_status_mb("VmHWM") - rss if peak_ok else math.nan
+        if device == "cuda":
+            out["gpu_peak_extra_mb"] = (torch.cuda.max_memory_allocated() - base_gpu) / 2**20
+        out["latency_s"] = statistics.median(times)
+        out["latency_min_s"] = min(times)
+        out["latency_max_s"] = max(times)
+        out["repeats"] = len(times)
+        if int(spec["batch"]) > 1 and images.shape[0] >= 3:
+            fn(x3)
+            times3 = _timed(fn, x3, device, max(2, int(spec["repeats"]) // 3))
+            out["batch3_images_per_s"] = 3.0 / statistics.median(times3)
+        logits = torch.cat(
+            [torch.as_tensor(fn(images[i : i + 1].to(device))).float().cpu() for i in range(len(images))]
+        )
+    ref_file = Path(spec["ref_file"])
+    if spec["path"] == "eager_fp32":
+        torch.save(logits, ref_file)
+    if ref_file.is_file():
+        ref = torch.load(ref_file, weights_only=True)
+        out["mask_dice_vs_fp32"] = mask_agreement(ref, logits)
+        out["max_abs_diff"] = float((ref - logits).abs().max())
+        out["max_abs_ref"] = float(ref.abs().max())
+    for attr in ("selected_precision", "agreement"):
+        if getattr(fn, attr, None) is not None:
+            out[attr] = getattr(fn, attr)
+    return out
+
+
+def _end_to_end(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run the bundle's inference.json on one patient's three DICOM views; time initialize and run."""
+    from monai.bundle import ConfigWorkflow
+
+    torch.set_num_threads(int(spec["threads"]))
+    configs = _configs_dir(spec["bundle_root"])
+    overrides: dict[str, Any] = {
+        "bundle_root": str(configs.parent),
+        "dataset_dir": spec["dicom_dir"],
+        "output_dir": spec["out_dir"],
+        "ckpt_path": spec["weights_file"],
+        "image_size": int(spec["image_size"]),
+        "num_workers": 0,
+        "device": "$torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')",
+    }
+    for key, value in (spec.get("overrides") or {}).items():
+        overrides[key] = value
+    if spec["variant"] != "shipped":
+        overrides["network"] = (
+            "$r2mf_monai.networks.fast_inference.prepare_for_inference("
+            f"@network_def.to(@device), precision='{spec['variant']}')"
+        )
+    t0 = time.perf_counter()
+    workflow = ConfigWorkflow(
+        config_file=str(configs / "inference.json"),
+        meta_file=str(configs / "metadata.json"),
+        logging_file=False,
+        workflow_type="infer",
+        **overrides,
+    )
+    workflow.initialize()
+    init_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    workflow.run()
+    run_s = time.perf_counter() - t0
+    workflow.finalize()
+    masks = sorted(p.name for p in Path(spec["out_dir"]).rglob("*_mask.png"))
+    return {"variant": spec["variant"], "initialize_s": init_s, "run_s": run_s, "masks": masks}
+
+
+def _child_main(argv: Sequence[str]) -> None:
+    """``python -m r2mf_monai.benchmark _child SPEC.json``: one measurement, its result written to SPEC's result."""
+    spec = json.loads(Path(argv[0]).read_text())
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        result = _end_to_end(spec) if spec.get("kind") == "e2e" else _measure(spec)
+    except Exception as e:  # reported in the table: one failing path must not stop the benchmark
+        result = {"error": f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"[:300]}
+    Path(spec["result_file"]).write_text(json.dumps(result))
+
+
+def _run_child(spec: dict[str, Any], timeout: float, isolate: bool = True) -> dict[str, Any]:
+    """One measurement in a fresh process (``isolate``) or in this one."""
+    if not isolate:
+        try:
+            return _end_to_end(spec) if spec.get("kind") == "e2e" else _measure(spec)
+        except Exception as e:
+            return {"error": f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"[:300]}
+    work = Path(spec["work_dir"])
+    name = f"{spec.get('model', 'e2e')}_{spec.get('path', spec.get('variant'))}"
+    spec = {**spec, "result_file": str(work / f"{name}.result.json")}
+    spec_file = work / f"{name}.spec.json"
+    spec_file.write_text(json.dumps(spec))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "r2mf_monai.benchmark", "_child", str(spec_file)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    result_file = Path(spec["result_file"])
+    if not result_file.is_file():
+        tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
+        return {"error": f"process exited with {proc.returncode}: {' | '.join(tail)}"[:300]}
+    return json.loads(result_file.read_text())
+
+
+# --- the run --------------------------------------------------------------------------------------------------------
+def _benchmark_images(work: Path, image_size: int, patients: int, scale: float, bundle_root: Any) -> torch.Tensor:
+    """Synthetic radiographs through the bundle's inference preprocessing: (3 * patients, 1, S, S), views in order."""
+    from monai.bundle import ConfigParser
+
+    from r2mf_monai.data.synthetic import synthesize_dataset
+
+    datalist = json.loads(
+        Path(synthesize_dataset(work / "images_data", patients=patients, seed=11, scale=scale, workers=1)).read_text()
+    )
+    items = [item for split in ("training", "validation", "test") for item in datalist.get(split, [])]
+    order = {"coronal": 0, "left_bending": 1, "right_bending": 2}
+    items.sort(key=lambda item: (item["patient_id"], order.get(item["view"], 3)))
+    parser = ConfigParser()
+    parser.read_config(str(_configs_dir(bundle_root) / "inference.json"))
+    parser["image_size"] = int(image_size)
+    preprocessing = parser.get_parsed_content("preprocessing")
+    images = []
+    for item in items:
+        image = preprocessing({"image": str(work / "images_data" / item["image"])})["image"]
+        images.append((image.as_tensor() if hasattr(image, "as_tensor") else torch.as_tensor(image)).float())
+    return torch.stack(images)
+
+
+def run_benchmark(
+    output_dir: str | os.PathLike | None = None,
+    models: Sequence[str] | None = None,
+    paths: Sequence[str] | None = None,
+    image_size: int = 512,
+    repeats: int = 10,
+    warmup: int = 2,
+    batch: int = 3,
+    threads: int | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    end_to_end: bool = True,
+    smoke: bool = False,
+    bundle_root: str | os.PathLike | None = None,
+    timeout: float = 1800.0,
+    seed: int = 0,
+    isolate: bool | None = None,
+) -> dict[str, Any]:
+    """Measure every (model, path) and write ``benchmark.md`` and ``benchmark.json`` to ``output_dir``.
+
+    Args:
+        output_dir: folder for the two table files; defaults to ``bundle/docs``.
+        models: keys of :data:`MODELS`; defaults to all (DeepLabV3+ is reported as not run where
+            segmentation-models-pytorch is missing).
+        paths: keys of :data:`CPU_PATHS` (and :data:`GPU_PATHS`); defaults to all CPU paths, plus the GPU ones when
+            CUDA is available.
+        image_size: side of the square input. Defaults to ``512`` (§4.1).
+        repeats: timed forward passes per measurement (the median is reported). Defaults to ``10``.
+        warmup: untimed passes first (the first prepares or compiles). Defaults to ``2``.
+        batch: 3 to also time a batch of one patient's three views, 1 not to. Defaults to ``3``.
+        threads: CPU threads (``torch.set_num_threads``; ONNX Runtime gets the same). Defaults to PyTorch's.
+        checkpoint: a trained R2MF-Net ``model.pt`` for the ``r2mfnet`` rows (else calibrated random weights).
+        end_to_end: also time the bundle's inference.json on one patient's three DICOM views. Defaults to ``True``.
+        smoke: tiny sizes, one repetition, two models, no compile and no end-to-end, in this process (for the
+            tests).
+        bundle_root: the bundle folder; defaults to the package's bundle.
+        timeout: seconds allowed to each measurement process. Defaults to ``1800``.
+        seed: seed of the random weights. Defaults to ``0``.
+        isolate: run each measurement in a fresh process. Defaults to ``True`` (``False`` with ``smoke``).
+
+    Returns:
+        the results as written to ``benchmark.json``.
+
+    Raises:
+        ValueError: for an unknown model or path, or a bad size or count.
+        FileNotFoundError: when ``checkpoint`` or the bundle's configs are missing.
+    """
+    from tqdm.auto import tqdm
+
+    if smoke:
+        models = list(models or SMOKE_MODELS)
+        paths = list(paths or SMOKE_PATHS)
+        image_size, repeats, warmup, end_to_end = min(image_size, 64), 1, 1, False
+    isolate = not smoke if isolate is None else bool(isolate)
+    models = list(models or MODELS)
+    default_paths = CPU_PATHS + (GPU_PATHS if torch.cuda.is_available() else ())
+    paths = list(paths or default_paths)
+    for m in models:
+        if m not in MODELS:
+            raise ValueError(f"models: unknown model {m!r}; choose from {sorted(MODELS)}.")
+    for p in paths:
+        if p not in CPU_PATHS + GPU_PATHS:
+            raise ValueError(f"paths: unknown path {p!r}; choose from {CPU_PATHS + GPU_PATHS}.")
+    if "eager_fp32" in paths:  # the reference of every agreement column runs first
+        paths.remove("eager_fp32")
+        paths.insert(0, "eager_fp32")
+    if not isinstance(image_size, int) or image_size <= 0 or image_size % 32:
+        raise ValueError(f"image_size must be a positive multiple of 32, got image_size={image_size!r}.")
+    if repeats < 1 or warmup < 1:
+        raise ValueError(f"repeats and warmup must be >= 1, got repeats={repeats}, warmup={warmup}.")
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"checkpoint '{checkpoint}' does not exist")
+    configs = _configs_dir(bundle_root)
+    output = Path(output_dir) if output_dir is not None else configs.parent / "docs"
+    threads = int(threads or torch.get_num_threads())
+    torch.set_num_threads(threads)
+
+    info = system_info()
+    info["torch_threads"] = threads
+    logger.info("benchmark on %s, %d threads, load average %s", info["cpu"], threads, info["load_average"])
+    rates_start = {"fp32": matmul_rate(torch.float32), "bf16": matmul_rate(torch.bfloat16)}
+    results: dict[str, Any] = {
+        "system": info,
+        "settings": {
+            "image_size": image_size,
+            "repeats": repeats,
+            "warmup": warmup,
+            "batch": batch,
+            "smoke": smoke,
+            "weights": f"checkpoint {checkpoint}"
+            if checkpoint
+            else "random He-normal, batch-norm statistics from the benchmark's synthetic images",
+        },
+        "matmul_gflops_start": rates_start,
+        "rows": [],
+        "end_to_end": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="r2mf_benchmark_") as tmp:
+        work = Path(tmp)
+        patients = 1 if smoke else 2
+        images = _benchmark_images(work, image_size, patients, 0.1 if smoke else 0.5, configs.parent)
+        torch.save(images, work / "images.pt")
+        for model in tqdm(models, desc="models", position=0):
+            overrides = SMOKE_OVERRIDES.get(model, {}) if smoke else {}
+            label, _ = MODELS[model]
+            try:
+                complexity = count_complexity(build_network(model, configs.parent, overrides), image_size)
+            except Exception as e:  # e.g. DeepLabV3+ without segmentation-models-pytorch
+                reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+                for path in paths:
+                    results["rows"].append({"model": model, "label": label, "path": path, "error": reason[:300]})
+                continue
+            base = {
+                "model": model,
+                "image_size": image_size,
+                "repeats": repeats,
+                "warmup": warmup,
+                "batch": batch,
+                "threads": threads,
+                "seed": seed,
+                "bundle_root": str(configs.parent),
+                "overrides": overrides,
+                "work_dir": str(work),
+                "images_file": str(work / "images.pt"),
+                "weights_file": str(work / f"{model}_weights.pt"),
+                "ref_file": str(work / f"{model}_ref.pt"),
+                "checkpoint": str(checkpoint) if checkpoint and model == "r2mfnet" else None,
+            }
+            for path in tqdm(paths, desc=model, position=1, leave=False):
+                if path in GPU_PATHS and not torch.cuda.is_available():
+                    row: dict[str, Any] = {"error": "no CUDA device"}
+                else:
+                    row = _run_child({**base, "path": path}, timeout, isolate)
+                row.update({"model": model, "label": label, "path": path, **complexity})
+                if "latency_s" in row and complexity["flops"] > 0:
+                    row["gflops_per_s"] = complexity["flops"] / row["latency_s"] / 1e9
+                results["rows"].append(row)
+                logger.info("%s / %s: %s", model, path, row.get("error") or f"{row['latency_s'] * 1e3:.1f} ms")
+        if end_to_end and "r2mfnet" in models:
+            results["end_to_end"] = _run_end_to_end(work, configs.parent, image_size, threads, timeout, isolate)
+    results["matmul_gflops_end"] = {"fp32": matmul_rate(torch.float32), "bf16": matmul_rate(torch.bfloat16)}
+    results["system"]["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    _fractions(results)
+    results["output_dir"] = str(output)
+    output.mkdir(parents=True, exist_ok=True)
+    with atomic_write(str(output / "benchmark.json")) as tmp_json, open(tmp_json, "w") as f:
+        json.dump(results, f, indent=2, allow_nan=True)
+    with atomic_write(str(output / "benchmark.md")) as tmp_md, open(tmp_md, "w") as f:
+        f.write(markdown_table(results))
+    logger.info("benchmark tables written to %s and %s", output / "benchmark.md", output / "benchmark.json")
+    return results
+
+
+def _run_end_to_end(
+    work: Path, bundle_root: Path, image_size: int, threads: int, timeout: float, isolate: bool
+) -> list[dict]:
+    from r2mf_monai.data.synthetic import synthesize_dataset
+
+    data = work / "e2e_data"
+    synthesize_dataset(data, patients=1, seed=5, scale=1.0, workers=1, formats=("dicom",))
+    weights = work / "r2mfnet_weights.pt"
+    rows = []
+    for variant in ("shipped", "fp32", "auto"):
+        if not weights.is_file():
+            rows.append({"variant": variant, "error": "no R2MF-Net weights (the r2mfnet rows failed)"})
+            continue
+        spec = {
+            "kind": "e2e",
+            "variant": variant,
+            "threads": threads,
+            "bundle_root": str(bundle_root),
+            "dicom_dir": str(data / "images"),
+            "out_dir": str(work / f"e2e_out_{variant}"),
+            "weights_file": str(weights),
+            "image_size": image_size,
+            "work_dir": str(work),
+        }
+        rows.append({"variant": variant, **_run_child(spec, timeout, isolate)})
+    return rows
+
+
+def _fractions(results: dict[str, Any]) -> None:
+    """Fractions of the matmul rates (the larger of the start and end measurements) and speed-ups."""
+    fp32 = max(results["matmul_gflops_start"]["fp32"], results["matmul_gflops_end"]["fp32"])
+    bf16 = max(results["matmul_gflops_start"]["bf16"], results["matmul_gflops_end"]["bf16"])
+    results["matmul_gflops"] = {"fp32": fp32, "bf16": bf16}
+    eager = {r["model"]: r["latency_s"] for r in results["rows"] if r["path"] == "eager_fp32" and "latency_s" in r}
+    for row in results["rows"]:
+        if "gflops_per_s" in row and row.get("device") == "cpu":
+            row["fraction_fp32_matmul"] = row["gflops_per_s"] / fp32
+            if row["path"] in BF16_PATHS or row.get("selected_precision") == "bf16":
+                row["fraction_bf16_matmul"] = row["gflops_per_s"] / bf16
+        if "latency_s" in row and row["model"] in eager:
+            row["speedup_vs_eager_fp32"] = eager[row["model"]] / row["latency_s"]
+
+
+def _f(value: Any, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    return format(value, fmt)
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    """The benchmark as Markdown: the machine, then one row per (model, path), then the end-to-end timings."""
+    s, st = results["system"], results["settings"]
+    size = st["image_size"]
+    lines = [
+        f"# Inference benchmark ({'smoke run' if st['smoke'] else f'{size}x{size}'})",
+        "",
+        f"- Machine: {s['cpu']} ({s['cpu_count']} CPUs; flags {', '.join(s['cpu_flags']) or 'n/a'}), "
+        f"{s['torch_threads']} PyTorch threads; GPU: {s['cuda'] or 'none'}",
+        f"- Software: Python {s['python']}, torch {s['torch']}, MONAI {s['monai']}, onnxruntime {s['onnxruntime']}",
+        f"- Load average (1, 5, 15 min) at start {s['load_average']}, at end {s.get('load_average_end')}",
+        f"- 2048x2048 matrix product: fp32 {results['matmul_gflops']['fp32']:.0f} GFLOP/s, bf16 "
+        f"{results['matmul_gflops']['bf16']:.0f} GFLOP/s (the larger of the start and end measurements)",
+        f"- {st['repeats']} timed passes after {st['warmup']} warm-up passes, median; weights: {st['weights']}; "
+        f"run on {s['date']}",
+        "",
+        "| Model | Path | Params (M) | GMAC | Latency (ms) | GFLOP/s | of fp32 mm | of bf16 mm | Speed-up | "
+        "Batch 3 (img/s) | Peak extra RSS (MB) | Mask Dice vs fp32 (worst) | Max abs logit diff |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results["rows"]:
+        label = PATH_LABELS.get(r["path"], r["path"])
+        if "error" in r:
+            lines.append(f"| {r['label']} | {label} | not run: {r['error']} |||||||||||")
+            continue
+        if r.get("selected_precision"):
+            label += f" -> {r['selected_precision']}"
+        lines.append(
+            f"| {r['label']} | {label} | {r['parameters'] / 1e6:.2f} | {_f(r['macs'] / 1e9, '.4g')} | "
+            f"{r['latency_s'] * 1e3:.1f} | {_f(r.get('gflops_per_s'), '.0f')} | "
+            f"{_f(r.get('fraction_fp32_matmul'), '.2f')} | {_f(r.get('fraction_bf16_matmul'), '.2f')} | "
+            f"{_f(r.get('speedup_vs_eager_fp32'), '.2f')} | {_f(r.get('batch3_images_per_s'), '.2f')} | "
+            f"{_f(r.get('peak_extra_mb'), '.0f')} | {_f(r.get('mask_dice_vs_fp32'), '.4f')} | "
+            f"{_f(r.get('max_abs_diff'), '.2g')} |"
+        )
+    lines += [
+        "",
+        "GMAC: multiply-adds of one 1-channel image (`torch.utils.flop_counter`, convolutions and matrix products; "
+        "GFLOP = 2 GMAC). GFLOP/s: 2 x GMAC / latency; *of fp32 mm* / *of bf16 mm*: that rate over the matrix-product "
+        "rate above. Speed-up: eager fp32 latency / this latency. Peak extra RSS: rise of the peak resident set size "
+        "(VmHWM, reset before the timed passes) over the resident size before them. Mask Dice: worst per-image Dice "
+        "between this path's masks (logit > 0) and eager fp32's on the synthetic images; max abs logit diff relative "
+        "to logits of magnitude up to the largest in `benchmark.json` (`max_abs_ref`).",
+        "",
+    ]
+    if results.get("end_to_end"):
+        lines += [
+            "## One patient end to end (bundle inference.json: load DICOM, preprocess, infer, post-process, write)",
+            "",
+            "| Network | initialize (s) | run, 3 views (s) | masks written |",
+            "|---|---:|---:|---:|",
+        ]
+        names = {
+            "shipped": "as shipped (`network_def` eager fp32)",
+            "fp32": "prepare_for_inference(precision='fp32')",
+            "auto": "prepare_for_inference(precision='auto')",
+        }
+        for r in results["end_to_end"]:
+            if "error" in r:
+                lines.append(f"| {names[r['variant']]} | not run: {r['error']} | | |")
+            else:
+                lines.append(
+                    f"| {names[r['variant']]} | {r['initialize_s']:.1f} | {r['run_s']:.1f} | {len(r['masks'])} |"
+                )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Command line of the benchmark (also ``scripts/benchmark.py`` and ``r2mf-monai benchmark``)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output_dir", default=None, help="folder for benchmark.md/.json (default bundle/docs)")
+    parser.add_argument("--models", nargs="*", default=None, choices=sorted(MODELS))
+    parser.add_argument("--paths", nargs="*", default=None, choices=list(CPU_PATHS + GPU_PATHS))
+    parser.add_argument("--image_size", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=3, choices=(1, 3))
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--checkpoint", default=None, help="trained R2MF-Net model.pt for the r2mfnet rows")
+    parser.add_argument("--no_end_to_end", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one repetition, two models")
+    parser.add_argument("--bundle_root", default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    return run_benchmark(
+        output_dir=args.output_dir,
+        models=args.models,
+        paths=args.paths,
+        image_size=args.image_size,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        batch=args.batch,
+        threads=args.threads,
+        checkpoint=args.checkpoint,
+        end_to_end=not args.no_end_to_end,
+        smoke=args.smoke,
+        bundle_root=args.bundle_root,
+    )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "_child":
+        _child_main(sys.argv[2:])
+    else:
+        main()

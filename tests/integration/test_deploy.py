@@ -1,0 +1,153 @@
+# Copyright (c) r2mf-monai contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The MONAI Deploy application (``scripts/deploy/app.py``) run as a user runs it, in the MONAI Deploy venv.
+
+The app runs as a subprocess in ``.ci/venv-deploy`` (or ``$R2MF_DEPLOY_VENV``; made by
+``bash .ci/integration.sh deploy``) on a folder of synthetic DICOM radiographs (MONOCHROME1 and MONOCHROME2, two
+studies) plus a non-radiograph series it must ignore; the DICOM SEG files are then read back here, in the core venv,
+with highdicom: one per radiograph, Rows x Columns of its source, referencing its SOPInstanceUID, the same mask as
+the bundle's own inference (``r2mf-monai infer``), not empty.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+
+from tests.integration.conftest import REPO, dice, run
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+
+def _toggle_photometric(src: Path, dst: Path) -> str:
+    """Write ``src`` as the same picture in the other photometric interpretation (a new instance of its study), as a
+    DX detector would store it: stored values inverted, window moved, Presentation LUT Shape and Pixel Intensity
+    Relationship Sign set to match. Returns the new interpretation."""
+    ds = pydicom.dcmread(src)
+    top = (1 << int(ds.BitsStored)) - 1
+    ds.PixelData = (top - ds.pixel_array.astype(np.int64)).astype(ds.pixel_array.dtype).tobytes()
+    mono1 = ds.PhotometricInterpretation == "MONOCHROME2"
+    ds.PhotometricInterpretation = "MONOCHROME1" if mono1 else "MONOCHROME2"
+    ds.PresentationLUTShape = "INVERSE" if mono1 else "IDENTITY"
+    if "PixelIntensityRelationshipSign" in ds:
+        ds.PixelIntensityRelationshipSign = -int(ds.PixelIntensityRelationshipSign)
+    if "WindowCenter" in ds:
+        ds.WindowCenter = f"{top - float(ds.WindowCenter):.1f}"
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    ds.SeriesInstanceUID = pydicom.uid.generate_uid()
+    ds.save_as(dst)
+    return str(ds.PhotometricInterpretation)
+
+
+@pytest.fixture(scope="module")
+def deploy_run(
+    deploy_python: Path, tmp_path_factory: pytest.TempPathFactory, tiny_bundle: Path, tiny_data: Path
+) -> dict:
+    python = deploy_python
+    base = tmp_path_factory.mktemp("deploy")
+    inputs, output = base / "input", base / "output"
+    inputs.mkdir()
+    dicoms = sorted(p for p in (tiny_data / "images").iterdir() if p.suffix == ".dcm")
+    # two radiographs of two patients (two studies) ...
+    first = dicoms[0]
+    second = next(p for p in dicoms if p.name.split("_")[0] != first.name.split("_")[0])
+    picked = [first, second]
+    for p in picked:
+        shutil.copy(p, inputs / p.name)
+    # ... and the first one again in the other photometric interpretation: MONOCHROME1 and MONOCHROME2 both go in
+    twin = inputs / f"{first.stem}_inverted.dcm"
+    photometric = {p.name: str(pydicom.dcmread(p, stop_before_pixels=True).PhotometricInterpretation) for p in picked}
+    photometric[twin.name] = _toggle_photometric(first, twin)
+    assert set(photometric.values()) == {"MONOCHROME1", "MONOCHROME2"}
+    picked.append(twin)
+    studies = {pydicom.dcmread(p, stop_before_pixels=True).StudyInstanceUID for p in picked}
+    assert len(studies) == 2, "the synthetic data set should give one study per patient"
+    # a series that is not a projection radiograph: the selector must leave it out
+    ct = pydicom.dcmread(picked[0])
+    ct.Modality = "CT"
+    ct.SOPInstanceUID = pydicom.uid.generate_uid()
+    ct.SeriesInstanceUID = pydicom.uid.generate_uid()
+    ct.save_as(inputs / "not_a_radiograph.dcm")
+    log = run(
+        [str(python), str(REPO / "scripts" / "deploy" / "app.py"), "-i", str(inputs), "-o", str(output), "-m",
+         str(tiny_bundle)],
+        cwd=base,
+        timeout=300,
+    )  # fmt: skip
+    return {"inputs": [inputs / p.name for p in picked], "output": output, "log": log, "photometric": photometric}
+
+
+@pytest.fixture(scope="module")
+def reference_masks(tmp_path_factory: pytest.TempPathFactory, deploy_run: dict, tiny_bundle: Path) -> dict:
+    from r2mf_monai.cli import infer
+
+    out = tmp_path_factory.mktemp("deploy_reference")
+    inputs = out / "inputs"
+    inputs.mkdir()
+    for p in deploy_run["inputs"]:
+        shutil.copy(p, inputs / p.name)
+    infer(str(inputs), str(out / "masks"), bundle_dir=str(tiny_bundle), formats="png", overlay=False)
+    return {p.name[: -len("_mask.png")]: np.asarray(Image.open(p)) > 0 for p in (out / "masks").glob("*_mask.png")}
+
+
+def test_one_seg_per_radiograph(deploy_run: dict) -> None:
+    written = sorted(p.name for p in deploy_run["output"].glob("*_seg.dcm"))
+    # every radiograph of both studies, and not the CT series
+    assert written == sorted(f"{p.stem}_seg.dcm" for p in deploy_run["inputs"]), deploy_run["log"][-3000:]
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_seg_reads_back_aligned_with_its_source(deploy_run: dict, reference_masks: dict, index: int) -> None:
+    from highdicom.seg import segread
+
+    source_path = deploy_run["inputs"][index]
+    source = pydicom.dcmread(source_path, stop_before_pixels=True)
+    seg = segread(deploy_run["output"] / f"{source_path.stem}_seg.dcm")
+    referenced = [
+        inst.ReferencedSOPInstanceUID
+        for series in seg.ReferencedSeriesSequence
+        for inst in series.ReferencedInstanceSequence
+    ]
+    assert referenced == [source.SOPInstanceUID]
+    pixels = seg.get_pixels_by_source_instance([source.SOPInstanceUID], segment_numbers=[1])
+    assert pixels.shape == (1, source.Rows, source.Columns, 1)
+    mask = pixels[0, :, :, 0] > 0
+    assert mask.any(), f"empty SEG for {source_path.name} ({deploy_run['photometric'][source_path.name]})"
+    assert dice(mask, reference_masks[source_path.stem]) >= 0.99, source_path.name
+
+
+def test_monochrome1_and_monochrome2_give_the_same_mask(deploy_run: dict) -> None:
+    from highdicom.seg import segread
+
+    first, twin = deploy_run["inputs"][0], deploy_run["inputs"][2]
+    masks = [
+        segread(deploy_run["output"] / f"{p.stem}_seg.dcm").get_pixels_by_source_instance(
+            [pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID], segment_numbers=[1]
+        )[0, :, :, 0]
+        for p in (first, twin)
+    ]
+    assert masks[0].any()
+    assert dice(masks[0], masks[1]) >= 0.99
+
+
+def test_measurement_report_or_clean_skip(deploy_run: dict) -> None:
+    reports = sorted((deploy_run["output"] / "measurements").glob("*.json"))
+    try:
+        import r2mf_monai.measure.report  # noqa: F401
+    except ImportError:
+        assert not reports and "measurement report skipped" in deploy_run["log"]
+        return
+    assert reports, deploy_run["log"][-3000:]

@@ -1,0 +1,117 @@
+# Copyright (c) r2mf-monai contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""r2mf_monai.benchmark: the smoke run writes both tables; the building blocks measure what they say."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from r2mf_monai.benchmark import (
+    MODELS,
+    SMOKE_MODELS,
+    SMOKE_PATHS,
+    build_network,
+    count_complexity,
+    markdown_table,
+    matmul_rate,
+    run_benchmark,
+)
+from r2mf_monai.networks.complexity import measure_complexity
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny networks: one thread is faster, and immune to OpenMP spinning on a shared, loaded CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_smoke_run_writes_both_tables(tmp_path: Path) -> None:
+    results = run_benchmark(output_dir=tmp_path, smoke=True)
+    table = (tmp_path / "benchmark.md").read_text()
+    saved = json.loads((tmp_path / "benchmark.json").read_text())
+    assert saved["rows"] == json.loads(json.dumps(results["rows"]))
+    assert {(r["model"], r["path"]) for r in saved["rows"]} == {(m, p) for m in SMOKE_MODELS for p in SMOKE_PATHS}
+    for row in saved["rows"]:
+        assert "error" not in row, row
+        assert row["latency_s"] > 0 and row["parameters"] > 0 and row["macs"] > 0
+        assert row["batch3_images_per_s"] > 0
+        assert MODELS[row["model"]][0] in table
+        if row["path"] in ("eager_fp32", "channels_last", "torchscript", "onnxruntime"):
+            assert row["mask_dice_vs_fp32"] >= 0.999  # float32 paths agree with eager float32
+    assert saved["system"]["load_average"] is not None and saved["system"]["load_average_end"] is not None
+    assert saved["matmul_gflops"]["fp32"] > 0
+    assert "| Model | Path |" in table and "Load average" in table
+
+
+@pytest.mark.parametrize("model", ["r2mfnet", "two_stage_unet"])
+def test_complexity_matches_the_complexity_module(model: str) -> None:
+    net = build_network(model, overrides={"network_def#channels": [8, 16, 32, 64]})
+    flags = (
+        {} if model == "r2mfnet" else dict.fromkeys(("use_r2jump", "use_inception", "use_mcskip", "use_scse"), False)
+    )
+    expected = measure_complexity(64, channels=(8, 16, 32, 64), recurrent_steps=(4, 3, 2, 1), **flags)
+    got = count_complexity(net, 64)
+    assert got["parameters"] == expected["parameters"] and got["flops"] == expected["flops"]
+
+
+def test_matmul_rate_is_a_rate() -> None:
+    assert matmul_rate(torch.float32, size=256, repeats=3) > 0.1
+
+
+def test_markdown_reports_failed_paths() -> None:
+    results = {
+        "system": {
+            "cpu": "x",
+            "cpu_count": 2,
+            "cpu_flags": [],
+            "torch_threads": 2,
+            "cuda": None,
+            "python": "3",
+            "torch": "2",
+            "monai": "1",
+            "onnxruntime": "1",
+            "load_average": [0.1, 0.1, 0.1],
+            "date": "today",
+        },
+        "settings": {"image_size": 64, "repeats": 1, "warmup": 1, "smoke": True, "weights": "random"},
+        "matmul_gflops": {"fp32": 100.0, "bf16": 400.0},
+        "rows": [{"model": "unet", "label": "U-Net", "path": "compile", "error": "RuntimeError: no compiler"}],
+        "end_to_end": [],
+    }
+    assert "not run: RuntimeError: no compiler" in markdown_table(results)
+
+
+@pytest.mark.parametrize(
+    "kwargs,error",
+    [
+        ({"models": ["nnunet"]}, ValueError),
+        ({"paths": ["tensorrt"]}, ValueError),
+        ({"image_size": 100}, ValueError),
+        ({"checkpoint": "/no/such/model.pt"}, FileNotFoundError),
+        ({"bundle_root": "/no/such/bundle"}, FileNotFoundError),
+    ],
+)
+def test_ill_arg(tmp_path: Path, kwargs: dict, error: type) -> None:
+    with pytest.raises(error):
+        run_benchmark(output_dir=tmp_path, **kwargs)
+
+
+def test_unknown_model_to_build() -> None:
+    with pytest.raises(ValueError, match="model"):
+        build_network("nnunet")
