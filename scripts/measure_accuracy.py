@@ -91,8 +91,14 @@ def _level_distance(a: str, b: str) -> int:
     return abs(order.index(a) - order.index(b))
 
 
-def evaluate(data: Path, split: str = "test", sacrum_mm: float = 75.0, min_cobb: float = 5.0) -> dict:
-    """Measure the ground-truth masks of ``split`` and compare them with ``ground_truth.json``."""
+def evaluate(
+    data: Path, split: str = "test", sacrum_mm: float = 75.0, min_cobb: float = 5.0, masks_dir: Path | None = None
+) -> dict:
+    """Measure the masks of ``split`` and compare them with ``ground_truth.json``.
+
+    The ground-truth masks by default; with ``masks_dir``, predicted masks named ``<patient>_<view>_mask.png`` (as
+    ``r2mf-monai infer`` writes them, on each input's own grid).
+    """
     gt = json.loads((data / "ground_truth.json").read_text(encoding="utf-8"))
     patients = {k: v for k, v in gt["patients"].items() if v["split"] == split}
     if not patients:
@@ -110,7 +116,8 @@ def evaluate(data: Path, split: str = "test", sacrum_mm: float = 75.0, min_cobb:
         masks, spacing = {}, {}
         for view in VIEWS:
             v = p["views"][view]
-            masks[view], _, _ = read_mask(data / v["label"])
+            path = data / v["label"] if masks_dir is None else masks_dir / f"{pid}_{view}_mask.png"
+            masks[view], _, _ = read_mask(path)
             spacing[view] = v.get("pixel_spacing")
         report = measure_study(masks, spacing=spacing, patient_id=pid, min_cobb=min_cobb, levels=levels)
         row = {"patient_id": pid}
@@ -258,6 +265,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--sacrum-mm", type=float, default=75.0, help="sacrum height in the masks (level model)")
     ap.add_argument("--min-cobb", type=float, default=5.0)
     ap.add_argument("--output", type=Path, default=None, help="output stem; defaults to DATA/measure_accuracy")
+    ap.add_argument("--masks", type=Path, default=None, help="predicted masks (r2mf-monai infer output) to measure")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not (args.data / "ground_truth.json").is_file():
@@ -265,7 +273,10 @@ def main(argv: list[str] | None = None) -> dict:
 
         logger.info("generating %d patients into %s", args.patients, args.data)
         synthesize_dataset(args.data, patients=args.patients, seed=args.seed, scale=args.scale, workers=args.workers)
-    result = evaluate(args.data, split=args.split, sacrum_mm=args.sacrum_mm, min_cobb=args.min_cobb)
+    result = evaluate(
+        args.data, split=args.split, sacrum_mm=args.sacrum_mm, min_cobb=args.min_cobb, masks_dir=args.masks
+    )
+    result["masks"] = "ground truth" if args.masks is None else str(args.masks)
     command = "python scripts/measure_accuracy.py " + " ".join(sys.argv[1:] if argv is None else argv)
     result["command"] = command
     stem = args.output or args.data / "measure_accuracy"

@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--image_size", type=int, default=256, help="default 256 (the paper: 512)")
     parser.add_argument("--patients", type=int, default=60, help="synthetic patients (the paper: 228)")
     parser.add_argument("--scale", type=float, default=0.5, help="synthetic image scale (1.0: 1024-2500 px tall)")
-    parser.add_argument("--max_epochs", type=int, default=30, help="default 30 (the paper: up to 150)")
+    parser.add_argument("--max_epochs", type=int, default=20, help="default 20 (the paper: up to 150)")
     parser.add_argument("--early_stop_patience", type=int, default=15, help="epochs without improvement (§4.3)")
     parser.add_argument("--epoch_length", type=int, default=None, help="iterations per epoch (default: all)")
     parser.add_argument("--eval_split", default="test", choices=("training", "validation", "test"))

@@ -12,11 +12,12 @@
 """A per-image review flag from test-time augmentation and Monte-Carlo dropout (paper §5.4).
 
 The network is run again on the horizontally flipped image (flipped back afterwards) and, optionally, a few times
-with its dropout layers active; the score is the disagreement ``sum|p - v| / (sum p + sum v)`` between the plain probability map
-and each variant's (``1 - Dice`` for binary maps), averaged. A confident, stable segmentation scores near 0; an image the network is unsure about (low contrast, an
-unusual anatomy) moves the mask between variants and scores higher. Images above ``threshold`` are flagged for a
-human to review. MONAI's ``TestTimeAugmentation`` re-runs a whole transform chain per sample (its inverse included);
-one flip and a few dropout passes on the already-preprocessed batch need no more than this handler.
+with its dropout layers active; the score is the disagreement ``sum|p - v| / (sum p + sum v)`` between the
+plain probability map and each variant's (``1 - Dice`` for binary maps), averaged. A confident, stable segmentation
+scores near 0; an image the network is unsure about (low contrast, an unusual anatomy) moves the mask between
+variants and scores higher. Images above ``threshold`` are flagged for a human to review. MONAI's
+``TestTimeAugmentation`` re-runs a whole transform chain per sample (its inverse included); one flip and a few
+dropout passes on the already-preprocessed batch need no more than this handler.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ class ReviewFlag:
         outputs = engine.state.output if isinstance(engine.state.output, list) else [engine.state.output]
         images = torch.stack([torch.as_tensor(b[self.image_key]) for b in batch]).to(engine.state.device)
         scores = flip_dropout_uncertainty(engine.network, images, mc_samples=self.mc_samples)
-        for item, source, score in zip(outputs, batch, scores.tolist()):
+        for item, source, score in zip(outputs, batch, scores.tolist(), strict=True):
             meta = getattr(source[self.image_key], "meta", {}) or {}
             name = os.path.basename(str(meta.get("filename_or_obj", f"case_{len(self.records)}")))
             flagged = score > self.threshold
@@ -141,4 +142,3 @@ class ReviewFlag:
         with atomic_write(path) as tmp, open(tmp, "w") as f:
             json.dump(report, f, indent=2)
         logger.info("review scores of %d images written to %s", len(self.records), path)
-

@@ -147,7 +147,7 @@ class SegmentationReport:
     def _collect(self, engine: Engine) -> None:
         outputs = engine.state.output if isinstance(engine.state.output, list) else [engine.state.output]
         batch = engine.state.batch if isinstance(engine.state.batch, list) else [engine.state.batch]
-        for item, source in zip(outputs, batch):
+        for item, source in zip(outputs, batch, strict=True):
             pred, label = item[self.pred_key], item[self.label_key]
             meta = getattr(pred, "meta", {}) or {}
             name = os.path.basename(str(meta.get("filename_or_obj", f"case_{len(self.rows)}")))

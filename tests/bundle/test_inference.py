@@ -124,8 +124,18 @@ def test_empty_input_folder_is_one_clear_error(trained_bundle: Path, tmp_path: P
     empty = tmp_path / "nothing_here"
     empty.mkdir()
     with pytest.raises(AssertionError, match="nothing_here"):
-        run([sys.executable, "-m", "r2mf_monai.cli", "infer", str(empty), str(tmp_path / "o"),
-             "--bundle_dir", str(trained_bundle)])
+        run(
+            [
+                sys.executable,
+                "-m",
+                "r2mf_monai.cli",
+                "infer",
+                str(empty),
+                str(tmp_path / "o"),
+                "--bundle_dir",
+                str(trained_bundle),
+            ]
+        )
 
 
 def test_one_study_to_dicom_seg_and_measurements(trained_bundle: Path, tiny_dataset: Path, tmp_path: Path) -> None:
@@ -141,8 +151,22 @@ def test_one_study_to_dicom_seg_and_measurements(trained_bundle: Path, tiny_data
     for item in items:
         shutil.copy(tiny_dataset / item["image"], study / Path(item["image"]).name)
     out = tmp_path / "out"
-    run([sys.executable, "-m", "r2mf_monai.cli", "infer", str(study), str(out), "--bundle_dir", str(trained_bundle),
-         "--formats", "png,dcmseg", "--measure", "True"])
+    run(
+        [
+            sys.executable,
+            "-m",
+            "r2mf_monai.cli",
+            "infer",
+            str(study),
+            str(out),
+            "--bundle_dir",
+            str(trained_bundle),
+            "--formats",
+            "png,dcmseg",
+            "--measure",
+            "True",
+        ]
+    )
     dicoms = [p for p in study.iterdir() if p.suffix == ".dcm"]
     for src in dicoms:
         seg_path = out / f"{src.stem}_seg.dcm"

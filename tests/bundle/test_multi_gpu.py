@@ -28,12 +28,30 @@ def test_two_cpu_ranks_train_one_epoch_and_agree(tiny_dataset: Path, tmp_path: P
     configs = root / "configs"
     save = '$torch.save(@network.module.state_dict(), @output_dir + "/rank" + str(dist.get_rank()) + ".pt")'
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--nnodes", "1",
-        "--master_addr", "127.0.0.1", "--master_port", "29517",
-        "-m", "monai.bundle", "run",
-        "--config_file", f"['{configs / 'train.json'}','{configs / 'multi_gpu_train.json'}']",
-        "--bundle_root", str(root), "--dataset_dir", str(tiny_dataset), "--max_epochs", "1",
-        "--finalize", f"['{save}', '$dist.destroy_process_group()']",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--nnodes",
+        "1",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        "29517",
+        "-m",
+        "monai.bundle",
+        "run",
+        "--config_file",
+        f"['{configs / 'train.json'}','{configs / 'multi_gpu_train.json'}']",
+        "--bundle_root",
+        str(root),
+        "--dataset_dir",
+        str(tiny_dataset),
+        "--max_epochs",
+        "1",
+        "--finalize",
+        f"['{save}', '$dist.destroy_process_group()']",
     ]
     for key, value in TINY.items():
         cmd += [f"--{key}", value]

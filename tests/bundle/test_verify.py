@@ -27,11 +27,7 @@ SCHEMA = REPO.parent / "shared" / "monai" / "meta_schema_20240725.json"
 
 @pytest.mark.skipif(not SCHEMA.is_file(), reason=f"the offline schema copy {SCHEMA} is absent (no ../shared)")
 def test_verify_metadata_against_the_2024_schema() -> None:
-    out = run(
-        bundle_cmd(
-            "verify_metadata", "--meta_file", str(CONFIGS / "metadata.json"), "--filepath", str(SCHEMA)
-        )
-    )
+    out = run(bundle_cmd("verify_metadata", "--meta_file", str(CONFIGS / "metadata.json"), "--filepath", str(SCHEMA)))
     assert "metadata is verified with no error" in out
 
 

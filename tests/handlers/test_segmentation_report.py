@@ -54,10 +54,19 @@ def test_summary_groups_by_view_and_quality_and_correlates_the_review_score() ->
     for i in range(9):
         dice = 60.0 + 4 * i
         report.rows.append(
-            {"image": f"{i}.png", "patient_id": f"P{i // 3}", "view": ["coronal", "left_bending", "right_bending"][i % 3],
-             "quality": ["high", "low", "medium"][i % 3], "iou": dice / 1.2, "dice": dice, "asd_px": 1.0,
-             "hd95_px": 2.0, "asd_mm": math.nan, "hd95_mm": math.nan,
-             "review_score": (100 - dice) / 100 + rng.normal(0, 0.001)}
+            {
+                "image": f"{i}.png",
+                "patient_id": f"P{i // 3}",
+                "view": ["coronal", "left_bending", "right_bending"][i % 3],
+                "quality": ["high", "low", "medium"][i % 3],
+                "iou": dice / 1.2,
+                "dice": dice,
+                "asd_px": 1.0,
+                "hd95_px": 2.0,
+                "asd_mm": math.nan,
+                "hd95_mm": math.nan,
+                "review_score": (100 - dice) / 100 + rng.normal(0, 0.001),
+            }
         )
     summary = report.summary()
     assert summary["view"]["coronal"]["dice"]["n"] == 3

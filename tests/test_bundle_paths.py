@@ -1,0 +1,39 @@
+# Copyright (c) r2mf-monai contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from r2mf_monai.bundle_paths import default_bundle_root, latest_checkpoint
+
+
+@pytest.mark.parametrize("inside", [True, False])
+def test_default_bundle_root_from_a_checkout_or_inside_the_bundle(tmp_path: Path, inside: bool) -> None:
+    bundle = tmp_path / "bundle"
+    (bundle / "configs").mkdir(parents=True)
+    (bundle / "configs" / "metadata.json").write_text("{}")
+    start = bundle if inside else tmp_path
+    assert default_bundle_root(str(start)) == str(bundle.resolve())
+    assert default_bundle_root(str(tmp_path / "elsewhere")) == str((tmp_path / "elsewhere").resolve())
+
+
+def test_latest_checkpoint_is_the_newest(tmp_path: Path) -> None:
+    for n in (1, 2, 10):
+        (tmp_path / f"checkpoint_epoch={n}.pt").write_bytes(b"x")
+        t = time.time() + n
+        os.utime(tmp_path / f"checkpoint_epoch={n}.pt", (t, t))
+    assert latest_checkpoint(str(tmp_path)).endswith("checkpoint_epoch=10.pt")
+    with pytest.raises(FileNotFoundError, match="empty"):
+        latest_checkpoint(str(tmp_path / "empty"))
