@@ -52,6 +52,8 @@ EXTRAS = {
     "deploy": ["monai-deploy-app-sdk>=4.0,<5"],
     "label": ["monailabel==0.8.5", "pydicom<3", "pynetdicom<3", "dicomweb-client<0.60", "highdicom<0.23"],
 }
+# the SwinUNETR baseline (bundle/configs/baselines) needs einops
+EXTRAS["baselines"] = ["einops"]
 EXTRAS["test"] = [
     "pytest>=8",
     "pytest-timeout",
@@ -59,6 +61,7 @@ EXTRAS["test"] = [
     "ruff",
     *EXTRAS["onnx"],
     *EXTRAS["dicom"],
+    *EXTRAS["baselines"],
 ]
 
 setup(

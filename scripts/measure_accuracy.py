@@ -202,7 +202,8 @@ def markdown(result: dict, command: str) -> str:
     """The Markdown table of a result."""
     m = result["metrics"]
     lines = [
-        f"Measured on the ground-truth masks of the `{result['split']}` split ({result['patients']} patients) of "
+        f"Measured on the {result.get('masks', 'ground truth')} masks of the `{result['split']}` split "
+        f"({result['patients']} patients) of "
         f"`{result['data']}`; command: `{command}`",
         "",
         "| quantity | n | MAE (deg) | median AE | max AE | bias | within 5 deg |",

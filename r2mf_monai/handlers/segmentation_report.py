@@ -131,9 +131,12 @@ class SegmentationReport:
     def _reset(self, engine: Engine) -> None:
         self.rows, self._worst = [], []
 
-    def _spacing(self, item: dict[str, Any]) -> Sequence[float] | None:
-        meta = getattr(item[self.label_key], "meta", {}) or {}
-        spacing = pixel_spacing_from_meta(meta)  # (row, col) mm, None when the file did not say
+    def _spacing(self, item: dict[str, Any], source: dict[str, Any]) -> Sequence[float] | None:
+        # the radiograph carries the spacing (DICOM); masks are usually PNG without one
+        spacing = None
+        for key in (self.image_key, self.label_key):
+            value = None if key is None else item.get(key, source.get(key))
+            spacing = spacing or pixel_spacing_from_meta(getattr(value, "meta", {}) or {})
         # arrays are in MONAI's (W, H) order: axis 0 runs along a row (column spacing), axis 1 down a column
         return None if spacing is None else [float(spacing[1]), float(spacing[0])]
 
@@ -157,7 +160,7 @@ class SegmentationReport:
                 "view": source.get("view", ""),
                 "quality": source.get("quality", ""),
             }
-            row.update(segmentation_metrics(pred, label, self._spacing(item)))
+            row.update(segmentation_metrics(pred, label, self._spacing(item, source)))
             row["review_score"] = float(item.get("review_score", math.nan))
             self.rows.append(row)
             if self.num_worst > 0:
