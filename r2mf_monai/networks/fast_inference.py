@@ -125,8 +125,9 @@ class FastInferenceNetwork(nn.Module):
     Args:
         network: the network to wrap (its weights may be loaded later, through this wrapper or directly).
         precision: ``"fp32"``, ``"bf16"`` or ``"auto"``. Defaults to ``"auto"``.
-        channels_last: run in the channels-last memory format; ``None`` chooses it on CPU and CUDA (it was faster
-            for every network of the bundle's benchmark, see bundle/docs/benchmark.md). Defaults to ``None``.
+        channels_last: run in the channels-last memory format; ``None`` chooses it on CPU and CUDA unless the
+            network has instance normalisation (the benchmark, bundle/docs/benchmark.md, found channels-last faster
+            for batch-norm networks and slower for instance-norm ones). Defaults to ``None``.
         fuse: fold batch normalisation into convolutions where the network offers ``fuse_for_inference()``.
             Defaults to ``True``.
         backend: ``"eager"``, ``"torchscript"`` (float32 only) or ``"compile"``. Defaults to ``"eager"``.
@@ -210,7 +211,10 @@ class FastInferenceNetwork(nn.Module):
     def _use_channels_last(self, x: torch.Tensor) -> bool:
         if self.channels_last is not None:
             return bool(self.channels_last) and x.ndim == 4
-        return x.ndim == 4 and self._device(x).type in ("cpu", "cuda")
+        # measured (bundle/docs/benchmark.md): channels-last speeds up the batch-norm networks (R2MF-Net 1.6x) but
+        # slows those with instance normalisation (DynUNet, SwinUNETR), whose CPU kernels prefer NCHW
+        instance_norm = any(isinstance(m, nn.modules.instancenorm._InstanceNorm) for m in self.network.modules())
+        return x.ndim == 4 and self._device(x).type in ("cpu", "cuda") and not instance_norm
 
     def _prepared_module(self, channels_last: bool) -> nn.Module:
         net = copy.deepcopy(self.network).eval()
@@ -334,8 +338,11 @@ def prepare_for_inference(
     backend: str = "eager",
     min_dice: float = 0.995,
     check_batches: int = 3,
-) -> FastInferenceNetwork:
+) -> nn.Module:
     """Wrap ``network`` for fast inference; use the result as the bundle's ``network``.
+
+    A network without parameters (e.g. :class:`r2mf_monai.onnx_backend.OnnxRuntimeNetwork`, whose weights live in
+    another runtime) has nothing to prepare and is returned unchanged, so the same config serves both backends.
 
     Example (the bundle's ``inference.json``)::
 
@@ -346,7 +353,8 @@ def prepare_for_inference(
         network: the network (weights may be loaded afterwards, e.g. by ``CheckpointLoader``).
         precision: ``"auto"`` (bfloat16 where native and the masks agree, else float32), ``"fp32"`` or ``"bf16"``.
             Defaults to ``"auto"``.
-        channels_last: channels-last memory format; ``None`` chooses it on CPU and CUDA. Defaults to ``None``.
+        channels_last: channels-last memory format; ``None`` chooses it on CPU and CUDA for networks without
+            instance normalisation. Defaults to ``None``.
         fuse: fold batch normalisation into convolutions. Defaults to ``True``.
         backend: ``"eager"``, ``"torchscript"`` or ``"compile"``. Defaults to ``"eager"``.
         min_dice: the agreement ``"auto"`` requires. Defaults to ``0.995``.
@@ -355,6 +363,9 @@ def prepare_for_inference(
     Raises:
         ValueError: for a bad argument (the message names it).
     """
+    if isinstance(network, nn.Module) and next(network.parameters(), None) is None:
+        logger.info("%s has no parameters (another runtime runs it): used as it is", type(network).__name__)
+        return network
     return FastInferenceNetwork(
         network,
         precision=precision,

@@ -184,6 +184,11 @@ def test_ill_arg(kwargs: dict) -> None:
         prepare_for_inference(_network(), **kwargs)
 
 
+def test_a_network_without_parameters_is_left_alone() -> None:
+    external = torch.nn.Sigmoid()  # stands for a wrapper of another runtime (ONNX Runtime) as the bundle gets it
+    assert prepare_for_inference(external) is external
+
+
 def test_ill_network() -> None:
     with pytest.raises(ValueError, match="network"):
         FastInferenceNetwork("not a module")  # type: ignore[arg-type]
