@@ -151,6 +151,7 @@ def infer(
     backend: str = "pytorch",
     onnx_path: str | None = None,
     measure: bool = False,
+    precision: str | None = None,
 ) -> str:
     """Segment every radiograph in INPUT_DIR (DICOM, PNG, JPEG, NIfTI) with the bundle's inference.json.
 
@@ -171,6 +172,8 @@ def infer(
             ``model.pt`` when missing.
         measure: also measure the masks (curves, Cobb angles, flexibility, Lenke type; ``r2mf-monai measure``),
             with one report per patient whose views are named ``<patient>_<view>``, in ``OUTPUT_DIR/measurements``.
+        precision: ``auto`` (bfloat16 where the device runs it natively and its masks agree with float32's, else
+            float32), ``fp32`` (force float32) or ``bf16``; defaults to inference.json's ``precision`` (``auto``).
     """
     import os
 
@@ -194,6 +197,12 @@ def infer(
     }
     if device is not None:
         overrides["device"] = f"$torch.device('{device}')"
+    if precision is not None:
+        from r2mf_monai.networks.fast_inference import PRECISIONS
+
+        if precision not in PRECISIONS:
+            raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
+        overrides["precision"] = precision
     if backend not in ("pytorch", "onnxruntime"):
         raise ValueError(f"--backend must be 'pytorch' or 'onnxruntime', got '{backend}'")
     if backend == "onnxruntime":

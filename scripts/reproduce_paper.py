@@ -365,14 +365,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise FileNotFoundError(f"--bundle_root: no configs/train.json in '{args.bundle_root}'")
     if args.image_size <= 0 or args.image_size % 32:
         raise ValueError(f"--image_size must be a positive multiple of 32, got {args.image_size}")
-    out = Path(args.out)
+    out = Path(args.out).resolve()  # the bundle runs with bundle/ as its working folder: paths must be absolute
     out.mkdir(parents=True, exist_ok=True)
 
     from tqdm.auto import tqdm
 
     from r2mf_monai.data.synthetic import synthesize_dataset
 
-    data_dir = Path(args.data_dir) if args.data_dir else out / "data"
+    data_dir = Path(args.data_dir).resolve() if args.data_dir else out / "data"
     if not (data_dir / "datalist.json").is_file():
         logger.info("synthesising %d patients (scale %.2f) into %s", args.patients, args.scale, data_dir)
         split = (max(args.patients - 2, 1), 1, 1) if args.patients < 10 else None

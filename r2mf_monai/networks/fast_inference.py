@@ -25,7 +25,9 @@ wrapped network unchanged; in eval mode its first forward builds, once, an infer
   it natively (CPU flags ``avx512_bf16`` or ``amx_bf16``, or a CUDA device that supports it) and only if, on the
   first ``check_batches`` batches it sees (3 by default: one patient's three views), the bfloat16 masks agree with
   the float32 masks (worst Dice >= ``min_dice``, 0.995 by default); otherwise float32. The checked batches return
-  their float32 output.
+  their float32 output. ``fp32_modules`` names submodules that stay float32 inside the bfloat16 path (for R2MF-Net,
+  the full-resolution input level of both stages: bfloat16's 8-bit mantissa there, where the image itself and
+  the first features are rounded, caused most of the mask disagreement measured in bundle/docs/benchmark.md).
 
 The output is always float32 logits in the contiguous layout, and a :class:`monai.data.MetaTensor` input gives a
 MetaTensor output with the input's metadata (what a convolution on a MetaTensor gives), so post-processing such as
@@ -39,7 +41,7 @@ from __future__ import annotations
 import copy
 import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -66,6 +68,7 @@ BACKENDS = ("eager", "torchscript", "compile")
 """Backends of :class:`FastInferenceNetwork`."""
 
 _CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+_DROPOUT = (nn.modules.dropout._DropoutNd,)
 
 
 @functools.lru_cache(maxsize=1)
@@ -117,6 +120,46 @@ def _plain(x: torch.Tensor) -> torch.Tensor:
     return x.as_tensor() if isinstance(x, MetaTensor) else x
 
 
+def _float32(value: Any) -> Any:
+    if torch.is_tensor(value):
+        return value.float()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_float32(v) for v in value)
+    return value
+
+
+class _Float32Island(nn.Module):
+    """``module`` computed in float32 inside a bfloat16 autocast region (inputs cast, autocast off)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, *args: Any) -> Any:
+        with torch.autocast(args[0].device.type, enabled=False):
+            return self.module(*[_float32(a) for a in args])
+
+
+def _with_float32_islands(net: nn.Module, names: Sequence[str]) -> nn.Module:
+    """A copy of ``net`` (sharing its weights) whose submodules ``names`` run in float32 under autocast."""
+    island = copy.copy(net)
+    island._modules = dict(net._modules)
+    for name in names:
+        parent_name, _, child = name.rpartition(".")
+        parent = island
+        for part in parent_name.split(".") if parent_name else []:
+            # copy each module on the path, so that the float32 copy shares weights but not structure with ``net``
+            original = parent._modules[part]
+            clone = copy.copy(original)
+            clone._modules = dict(original._modules)
+            parent._modules[part] = clone
+            parent = clone
+        target = parent._modules[child]
+        if not isinstance(target, _Float32Island):
+            parent._modules[child] = _Float32Island(target)
+    return island
+
+
 class FastInferenceNetwork(nn.Module):
     """A network prepared for fast eval-mode inference: folded batch norm, a memory format, a backend, a precision.
 
@@ -136,6 +179,8 @@ class FastInferenceNetwork(nn.Module):
             adopts bfloat16; any batch below ``min_dice`` settles on float32. Defaults to ``3`` (one patient's three
             views when the bundle feeds one image a batch).
         threshold: logit above which a pixel is foreground, for that check. Defaults to ``0.0`` (probability 0.5).
+        fp32_modules: names (as in ``network.named_modules()``) of submodules computed in float32 on the bfloat16
+            path: their tensor inputs are cast to float32 and autocast is off inside them. Defaults to ``()``.
 
     Attributes:
         selected_precision: the precision in use (``None`` while ``"auto"`` is still checking).
@@ -143,7 +188,7 @@ class FastInferenceNetwork(nn.Module):
 
     Raises:
         ValueError: for an unknown ``precision`` or ``backend``, ``"bf16"`` with ``"torchscript"``, or a
-            ``min_dice`` outside [0, 1].
+            ``min_dice`` outside [0, 1], or an ``fp32_modules`` name that ``network`` lacks.
     """
 
     def __init__(
@@ -156,6 +201,7 @@ class FastInferenceNetwork(nn.Module):
         min_dice: float = 0.995,
         threshold: float = 0.0,
         check_batches: int = 3,
+        fp32_modules: Sequence[str] = (),
     ) -> None:
         super().__init__()
         if not isinstance(network, nn.Module):
@@ -170,7 +216,13 @@ class FastInferenceNetwork(nn.Module):
             raise ValueError(f"min_dice must be in [0, 1], got min_dice={min_dice!r}.")
         if not isinstance(check_batches, int) or check_batches < 1:
             raise ValueError(f"check_batches must be a positive integer, got check_batches={check_batches!r}.")
+        fp32_modules = (fp32_modules,) if isinstance(fp32_modules, str) else tuple(fp32_modules or ())
+        names = dict(network.named_modules())
+        for name in fp32_modules:
+            if not name or name not in names:
+                raise ValueError(f"fp32_modules: {type(network).__name__} has no submodule {name!r}.")
         self.network = network
+        self.fp32_modules = fp32_modules
         self.precision = precision
         self.channels_last = channels_last
         self.fuse = bool(fuse)
@@ -242,6 +294,8 @@ class FastInferenceNetwork(nn.Module):
                     scripted = torch.jit.trace(net, x, check_trace=False)
                 frozen = torch.jit.optimize_for_inference(torch.jit.freeze(scripted.eval()))
             return frozen
+        if bf16 and self.fp32_modules:
+            net = _with_float32_islands(net, self.fp32_modules)
         fn: Callable[[torch.Tensor], torch.Tensor] = net
         if self.backend == "compile":
             # Inductor with frozen weights: constant-folds and pre-packs the weights and fuses each convolution with
@@ -309,10 +363,12 @@ class FastInferenceNetwork(nn.Module):
             x: the input batch, as the wrapped network takes it (a MetaTensor is fine).
 
         Returns:
-            in training mode the wrapped network's output; in eval mode its float32 logits, computed by the
+            in training mode (or with any dropout layer of the wrapped network in training mode, as Monte-Carlo
+            dropout sets it) the wrapped network's output; in eval mode its float32 logits, computed by the
             prepared copy (a MetaTensor carrying ``x``'s metadata when ``x`` is one).
         """
-        if self.training:
+        if self.training or any(m.training for m in self.network.modules() if isinstance(m, _DROPOUT)):
+            # training, or Monte-Carlo dropout (e.g. the review flag's): the prepared copy has no live dropout
             return self.network(x)
         plain = _plain(x)
         with torch.no_grad():
@@ -326,7 +382,7 @@ class FastInferenceNetwork(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"precision={self.precision!r}, channels_last={self.channels_last}, fuse={self.fuse}, "
-            f"backend={self.backend!r}, selected_precision={self.selected_precision!r}"
+            f"backend={self.backend!r}, fp32_modules={self.fp32_modules}, selected_precision={self.selected_precision!r}"
         )
 
 
@@ -338,6 +394,7 @@ def prepare_for_inference(
     backend: str = "eager",
     min_dice: float = 0.995,
     check_batches: int = 3,
+    fp32_modules: Sequence[str] = (),
 ) -> nn.Module:
     """Wrap ``network`` for fast inference; use the result as the bundle's ``network``.
 
@@ -359,6 +416,7 @@ def prepare_for_inference(
         backend: ``"eager"``, ``"torchscript"`` or ``"compile"``. Defaults to ``"eager"``.
         min_dice: the agreement ``"auto"`` requires. Defaults to ``0.995``.
         check_batches: batches ``"auto"`` checks before adopting bfloat16. Defaults to ``3``.
+        fp32_modules: submodules kept in float32 on the bfloat16 path. Defaults to ``()``.
 
     Raises:
         ValueError: for a bad argument (the message names it).
@@ -374,4 +432,5 @@ def prepare_for_inference(
         backend=backend,
         min_dice=min_dice,
         check_batches=check_batches,
+        fp32_modules=fp32_modules,
     )

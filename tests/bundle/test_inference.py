@@ -181,3 +181,69 @@ def test_one_study_to_dicom_seg_and_measurements(trained_bundle: Path, tiny_data
     assert len(reports) == 1, sorted(p.name for p in (out / "measurements").iterdir())
     report = json.loads(reports[0].read_text())
     assert items[0]["patient_id"] in json.dumps(report)
+
+
+def _masks(folder: Path) -> dict[str, np.ndarray]:
+    return {p.name: np.asarray(Image.open(p)) > 0 for p in sorted(folder.glob("*_mask.png"))}
+
+
+@pytest.mark.parametrize("precision", ["fp32", "auto"])
+def test_precision_paths_agree_with_the_plain_network(
+    trained_bundle: Path, tiny_dataset: Path, tmp_path: Path, precision: str
+) -> None:
+    """inference.json's prepared network (folded batch norm, chosen memory format and precision) against the plain
+    float32 network of train.json, on the same images: fp32 reorders sums only (masks Dice >= 0.999); "auto" keeps
+    bfloat16 only where its masks agree with float32 (Dice >= 0.995 on its checked images), so its masks must meet
+    that bar too."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for src in sorted((tiny_dataset / "images").iterdir())[:4]:
+        shutil.copy(src, images / src.name)
+    outputs = {}
+    for name, overrides in {
+        "plain": {"network": "$@network_def.to(@device)"},
+        precision: {"precision": precision},
+    }.items():
+        outputs[name] = tmp_path / name
+        run(
+            bundle_cmd(
+                "run",
+                "inference",
+                "--config_file",
+                str(trained_bundle / "configs" / "inference.json"),
+                overrides={
+                    "bundle_root": str(trained_bundle),
+                    "dataset_dir": str(images),
+                    "output_dir": str(outputs[name]),
+                    "review": "false",
+                    "save_overlay": "false",
+                    "output_formats": "['png']",
+                    **overrides,
+                },
+            )
+        )
+    plain, fast = _masks(outputs["plain"]), _masks(outputs[precision])
+    assert plain and plain.keys() == fast.keys()
+    bar = 0.999 if precision == "fp32" else 0.995
+    for name, mask in plain.items():
+        both, total = np.logical_and(mask, fast[name]).sum(), mask.sum() + fast[name].sum()
+        dice = 1.0 if total == 0 else 2.0 * both / total
+        assert dice >= bar, f"{name}: Dice {dice:.4f} < {bar} between the plain and the {precision} path"
+
+
+def test_unknown_precision_is_one_clear_error(trained_bundle: Path, mixed_folder: Path, tmp_path: Path) -> None:
+    with pytest.raises(AssertionError, match="--precision"):
+        run(
+            [
+                sys.executable,
+                "-m",
+                "r2mf_monai.cli",
+                "infer",
+                str(mixed_folder),
+                str(tmp_path / "o"),
+                "--bundle_dir",
+                str(trained_bundle),
+                "--precision",
+                "fp16",
+            ]
+        )

@@ -101,6 +101,24 @@ def test_path_agrees_with_eager_fp32(reference, kwargs: dict, low_precision: boo
     assert fast.selected_precision == kwargs["precision"]
 
 
+@pytest.mark.parametrize("backend", ["eager", pytest.param("compile", marks=pytest.mark.slow)])
+def test_float32_islands(reference, backend: str) -> None:
+    net, x, ref = reference
+    plain = prepare_for_inference(net, precision="bf16").eval()
+    everything = prepare_for_inference(net, precision="bf16", fp32_modules=["coarse", "fine"], backend=backend).eval()
+    level0 = prepare_for_inference(net, precision="bf16", fp32_modules=["coarse.encoder.0", "fine.encoder.0"]).eval()
+    scale = float(ref.abs().max())
+    # with every stage in float32, the bfloat16 path computes float32 (up to the folded batch norm's rounding)
+    assert float((everything(x) - ref).abs().max()) / scale < 1e-4
+    # a partial island is neither float32 nor the plain bfloat16 path
+    partial, bf16 = level0(x), plain(x)
+    assert float((partial - ref).abs().max()) / scale > 1e-5 and not torch.equal(partial, bf16)
+    # the wrapped network is untouched: no island leaks into it or into the float32 copy
+    fp32 = prepare_for_inference(net, precision="fp32", fp32_modules=["coarse.encoder.0"]).eval()
+    torch.testing.assert_close(fp32(x), ref, rtol=1e-4, atol=1e-4 * scale)
+    assert not any("Island" in type(m).__name__ for m in net.modules())
+
+
 def test_auto_selects_by_hardware_and_agreement(reference) -> None:
     net, x, ref = reference
     native = native_bf16("cpu")
@@ -145,6 +163,18 @@ def test_training_mode_is_the_plain_network() -> None:
     assert out.requires_grad
 
 
+def test_monte_carlo_dropout_reaches_the_wrapped_network() -> None:
+    torch.manual_seed(0)
+    net = R2MFNet(**TINY, dropout=0.5).eval()
+    fast = prepare_for_inference(net, precision="fp32").eval()
+    x = _smooth_images(1, 32, 3)
+    torch.testing.assert_close(fast(x), fast(x))  # eval: deterministic
+    for m in fast.modules():
+        if isinstance(m, torch.nn.Dropout2d | torch.nn.Dropout):
+            m.train()
+    assert not torch.equal(fast(x), fast(x))  # live dropout: two passes differ
+
+
 def test_metatensor_keeps_metadata(reference) -> None:
     net, x, ref = reference
     affine = torch.diag(torch.tensor([0.5, 0.5, 1.0, 1.0], dtype=torch.float64))
@@ -177,6 +207,7 @@ def test_mask_agreement(a: torch.Tensor, b: torch.Tensor, expected: float) -> No
         {"precision": "bf16", "backend": "torchscript"},
         {"min_dice": 1.5},
         {"check_batches": 0},
+        {"fp32_modules": ["coarse.no_such_level"]},
     ],
 )
 def test_ill_arg(kwargs: dict) -> None:
