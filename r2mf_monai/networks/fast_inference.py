@@ -382,7 +382,8 @@ class FastInferenceNetwork(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"precision={self.precision!r}, channels_last={self.channels_last}, fuse={self.fuse}, "
-            f"backend={self.backend!r}, fp32_modules={self.fp32_modules}, selected_precision={self.selected_precision!r}"
+            f"backend={self.backend!r}, fp32_modules={self.fp32_modules}, "
+            f"selected_precision={self.selected_precision!r}"
         )
 
 
