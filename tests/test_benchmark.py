@@ -19,6 +19,8 @@ import pytest
 import torch
 
 from r2mf_monai.benchmark import (
+    AGREEMENT_PATHS,
+    FP32_MODULES,
     MODELS,
     SMOKE_MODELS,
     SMOKE_PATHS,
@@ -26,6 +28,7 @@ from r2mf_monai.benchmark import (
     count_complexity,
     markdown_table,
     matmul_rate,
+    precision_agreement,
     run_benchmark,
 )
 from r2mf_monai.networks.complexity import measure_complexity
@@ -46,7 +49,8 @@ def test_smoke_run_writes_both_tables(tmp_path: Path) -> None:
     table = (tmp_path / "benchmark.md").read_text()
     saved = json.loads((tmp_path / "benchmark.json").read_text())
     assert saved["rows"] == json.loads(json.dumps(results["rows"]))
-    assert {(r["model"], r["path"]) for r in saved["rows"]} == {(m, p) for m in SMOKE_MODELS for p in SMOKE_PATHS}
+    expected = {(m, p) for m in SMOKE_MODELS for p in SMOKE_PATHS if p != "bf16_mixed" or m in FP32_MODULES}
+    assert {(r["model"], r["path"]) for r in saved["rows"]} == expected
     for row in saved["rows"]:
         assert "error" not in row, row
         assert row["latency_s"] > 0 and row["parameters"] > 0 and row["macs"] > 0
@@ -57,6 +61,13 @@ def test_smoke_run_writes_both_tables(tmp_path: Path) -> None:
     assert saved["system"]["load_average"] is not None and saved["system"]["load_average_end"] is not None
     assert saved["matmul_gflops"]["fp32"] > 0
     assert "| Model | Path |" in table and "Load average" in table
+    # the precision check on the shipped, trained weights: float32 paths agree, every path is reported
+    agreement = {r["path"]: r for r in saved["agreement"]["rows"]}
+    assert set(agreement) == set(AGREEMENT_PATHS)
+    for path in ("channels_last", "onnxruntime"):
+        assert agreement[path]["worst_dice"] >= 0.999 and agreement[path]["n"] == saved["agreement"]["images"] > 0
+    assert all(0.0 <= r["worst_dice"] <= r["mean_dice"] <= 1.0 for r in agreement.values())
+    assert "Agreement with eager fp32 on trained weights" in table
 
 
 @pytest.mark.parametrize("model", ["r2mfnet", "two_stage_unet"])
@@ -110,6 +121,15 @@ def test_markdown_reports_failed_paths() -> None:
 def test_ill_arg(tmp_path: Path, kwargs: dict, error: type) -> None:
     with pytest.raises(error):
         run_benchmark(output_dir=tmp_path, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs,error",
+    [({"paths": ["eager_fp32"]}, ValueError), ({"checkpoint": "/no/such/model.pt"}, FileNotFoundError)],
+)
+def test_agreement_ill_arg(kwargs: dict, error: type) -> None:
+    with pytest.raises(error):
+        precision_agreement(**kwargs)
 
 
 def test_unknown_model_to_build() -> None:
