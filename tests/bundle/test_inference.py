@@ -101,22 +101,16 @@ def test_cli_infer_on_a_mixed_folder(trained_bundle: Path, mixed_folder: Path, t
     _check_outputs(mixed_folder, out)
 
 
+def _bundle_inference(bundle: Path, inputs: Path, out: Path, **overrides: str) -> str:
+    """``python -m monai.bundle run inference`` of ``bundle`` on ``inputs`` into ``out``."""
+    config = str(bundle / "configs" / "inference.json")
+    folders = {"bundle_root": str(bundle), "dataset_dir": str(inputs), "output_dir": str(out)}
+    return run(bundle_cmd("run", "inference", "--config_file", config, overrides={**folders, **overrides}))
+
+
 def test_bundle_run_inference(trained_bundle: Path, mixed_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "bundle_out"
-    run(
-        bundle_cmd(
-            "run",
-            "inference",
-            "--config_file",
-            str(trained_bundle / "configs" / "inference.json"),
-            overrides={
-                **TINY,
-                "bundle_root": str(trained_bundle),
-                "dataset_dir": str(mixed_folder),
-                "output_dir": str(out),
-            },
-        )
-    )
+    _bundle_inference(trained_bundle, mixed_folder, out, **TINY)
     _check_outputs(mixed_folder, out)
 
 
@@ -205,23 +199,8 @@ def test_precision_paths_agree_with_the_plain_network(
         precision: {"precision": precision},
     }.items():
         outputs[name] = tmp_path / name
-        run(
-            bundle_cmd(
-                "run",
-                "inference",
-                "--config_file",
-                str(trained_bundle / "configs" / "inference.json"),
-                overrides={
-                    "bundle_root": str(trained_bundle),
-                    "dataset_dir": str(images),
-                    "output_dir": str(outputs[name]),
-                    "review": "false",
-                    "save_overlay": "false",
-                    "output_formats": "['png']",
-                    **overrides,
-                },
-            )
-        )
+        quick = {"review": "false", "save_overlay": "false", "output_formats": "['png']"}
+        _bundle_inference(trained_bundle, images, outputs[name], **quick, **overrides)
     plain, fast = _masks(outputs["plain"]), _masks(outputs[precision])
     assert plain and plain.keys() == fast.keys()
     bar = 0.999 if precision == "fp32" else 0.995
