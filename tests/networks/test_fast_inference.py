@@ -163,6 +163,17 @@ def test_training_mode_is_the_plain_network() -> None:
     assert out.requires_grad
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_preparation_leaves_the_wrapped_network_untouched(reference, precision: str) -> None:
+    net, x, ref = reference
+    before = {k: (v.data_ptr(), v.is_contiguous(), v.requires_grad) for k, v in net.named_parameters()}
+    modules = [type(m).__name__ for m in net.modules()]
+    prepare_for_inference(net, precision=precision, channels_last=True, fp32_modules=["coarse.encoder.0"]).eval()(x)
+    assert {k: (v.data_ptr(), v.is_contiguous(), v.requires_grad) for k, v in net.named_parameters()} == before
+    assert [type(m).__name__ for m in net.modules()] == modules  # batch norm still there, no island
+    torch.testing.assert_close(net(x), ref)
+
+
 def test_monte_carlo_dropout_reaches_the_wrapped_network() -> None:
     torch.manual_seed(0)
     net = R2MFNet(**TINY, dropout=0.5).eval()
