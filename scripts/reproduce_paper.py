@@ -85,6 +85,20 @@ NOT_AVAILABLE = {
     "HarDNet-Seg": "no maintained PyTorch implementation to build on (not written here)",
     "TransUNet": "no maintained PyTorch implementation to build on (not written here)",
 }
+# the paper's IoU (%) per view (coronal, left-bending, right-bending): Table 2 for the ladder, Table 3 for the
+# baselines; R2MF-Net is Table 2's "R2MF-Net (full)" = Table 3's row (Table 2 also lists "+ SCSE-Lite" at
+# 92.56/93.34/93.02)
+PAPER_IOU: dict[str, tuple[float, float, float]] = {
+    "r2mfnet": (93.25, 94.52, 94.01),
+    "ablation_baseline": (89.21, 90.45, 89.73),
+    "ablation_r2jump": (91.08, 92.11, 91.67),
+    "ablation_inception": (91.52, 92.34, 92.01),
+    "ablation_mcskip": (92.03, 92.89, 92.47),
+    "deeplabv3plus": (90.42, 91.35, 90.97),
+    "attention_unet": (89.93, 90.48, 90.25),
+    "resunet": (89.88, 90.70, 90.11),
+    "swin_unetr": (91.34, 92.27, 92.01),
+}
 SMOKE_RUNS = ("r2mfnet", "unet")
 # narrow widths for --smoke, by the benchmark's model key of each run's network
 SMOKE_WIDTHS: dict[str, dict[str, Any]] = {
@@ -267,7 +281,10 @@ def tables(records: list[dict[str, Any]], settings: dict[str, Any]) -> tuple[str
     """Markdown and JSON shaped like the paper's Tables 1-4 and the §4.8 quality strata."""
     done = [r for r in records if "summary" in r]
     data: dict[str, Any] = {"settings": settings, "table1": {}, "table2": {}, "table3": {}, "table4": {}, "quality": {}}
-    views_head = "| {} | Coronal | Left-bending | Right-bending |\n|---|---:|---:|---:|"
+    views_head = (
+        "| {} | Coronal | Left-bending | Right-bending | Mean | Dice, all (%) | Paper mean |\n"
+        "|---|---:|---:|---:|---:|---:|---:|"
+    )
     lines = ["# R2MF-Net paper reproduction on synthetic data", ""]
     lines += [f"- {k}: {v}" for k, v in settings.items()] + [""]
 
@@ -288,14 +305,30 @@ def tables(records: list[dict[str, Any]], settings: dict[str, Any]) -> tuple[str
     def iou_rows(rows: list[dict[str, Any]], key: str, title: str) -> None:
         nonlocal lines
         lines += ["", f"## {title}", "", views_head.format("Model")]
+        ours, paper = {}, {}
         for r in rows:
+            reference = PAPER_IOU.get(r.get("name", ""))
+            paper_mean = statistics.mean(reference) if reference else math.nan
             if "summary" not in r:
-                lines.append(f"| {r['label']} | not run: {r.get('not_run', 'failed')} | | |")
+                lines.append(f"| {r['label']} | not run: {r.get('not_run', 'failed')} | | | | | {_fmt(paper_mean)} |")
                 data[key][r["label"]] = {"not_run": r.get("not_run", "failed")}
                 continue
             ious = {v: _metric(r["summary"], "view", v, "iou") for v in VIEWS}
-            data[key][r["label"]] = ious
-            lines.append(f"| {r['label']} | " + " | ".join(_fmt(ious[v]) for v in VIEWS) + " |")
+            mean = statistics.mean(ious.values())
+            dice = _metric(r["summary"], "all", "all", "dice")
+            data[key][r["label"]] = {**ious, "mean": mean, "dice_all": dice, "paper_mean": paper_mean}
+            cells = [_fmt(ious[v]) for v in VIEWS] + [_fmt(mean), _fmt(dice), _fmt(paper_mean)]
+            lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
+            ours[r["label"]] = mean
+            if reference:
+                paper[r["label"]] = paper_mean
+        both = [label for label in ours if label in paper]
+        if len(both) > 1:
+            rank_ours = " > ".join(sorted(both, key=lambda k: -ours[k]))
+            rank_paper = " > ".join(sorted(both, key=lambda k: -paper[k]))
+            verdict = "the same" if rank_ours == rank_paper else "**different**"
+            lines += ["", f"Ordering by mean IoU, here: {rank_ours}.", f"In the paper: {rank_paper} ({verdict})."]
+            data[key]["_ordering"] = {"here": rank_ours, "paper": rank_paper, "same": rank_ours == rank_paper}
 
     ladder = [r for r in records if r["table"] == "ablation"] + [
         {**r, "label": "+ SCSE-Lite (= R2MF-Net, full)"} for r in records if r["name"] == "r2mfnet"
@@ -366,6 +399,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.image_size <= 0 or args.image_size % 32:
         raise ValueError(f"--image_size must be a positive multiple of 32, got {args.image_size}")
     out = Path(args.out).resolve()  # the bundle runs with bundle/ as its working folder: paths must be absolute
+    args.out = str(out)
     out.mkdir(parents=True, exist_ok=True)
 
     from tqdm.auto import tqdm
