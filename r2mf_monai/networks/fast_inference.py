@@ -359,9 +359,8 @@ class FastInferenceNetwork(nn.Module):
         elif self._checked >= self.check_batches:
             self.selected_precision = "bf16"
         if self.selected_precision is not None:
-            level = logging.INFO if self.selected_precision == "bf16" else logging.WARNING
-            logger.log(
-                level,
+            # either outcome is the designed behaviour, not a problem: INFO, so the choice is in every run's log
+            logger.info(
                 "precision 'auto': bfloat16 masks agree with float32 with Dice >= %.4f on %d batch(es) (needed %.4f): "
                 "using %s",
                 self.agreement,
