@@ -86,7 +86,17 @@ MODELS: dict[str, tuple[str, str | None]] = {
 }
 """Benchmark name -> (label, override file in ``bundle/configs/baselines``; ``None`` for train.json's R2MF-Net)."""
 
-CPU_PATHS = ("eager_fp32", "channels_last", "bf16", "bf16_mixed", "torchscript", "compile", "onnxruntime", "auto")
+CPU_PATHS = (
+    "eager_fp32",
+    "channels_last",
+    "bf16",
+    "bf16_mixed",
+    "torchscript",
+    "compile",
+    "bf16_compile",
+    "onnxruntime",
+    "auto",
+)
 GPU_PATHS = ("cuda_fp32", "cuda_amp")
 PATH_LABELS = {
     "eager_fp32": "eager fp32 (NCHW, as trained)",
@@ -95,12 +105,13 @@ PATH_LABELS = {
     "bf16_mixed": "bf16 autocast, input level fp32, BN folded, channels-last",
     "torchscript": "TorchScript freeze + optimize_for_inference",
     "compile": "torch.compile (Inductor, freezing)",
+    "bf16_compile": "bf16 autocast + torch.compile (Inductor, freezing)",
     "onnxruntime": "ONNX Runtime (CPU EP)",
     "auto": "prepare_for_inference(precision='auto')",
     "cuda_fp32": "CUDA fp32, BN folded, channels-last",
     "cuda_amp": "CUDA AMP fp16 autocast",
 }
-BF16_PATHS = ("bf16", "bf16_mixed", "cuda_amp")
+BF16_PATHS = ("bf16", "bf16_mixed", "bf16_compile", "cuda_amp")
 
 FP32_MODULES: dict[str, tuple[str, ...]] = {
     "r2mfnet": ("coarse.encoder.0", "fine.encoder.0"),
@@ -122,7 +133,7 @@ SMOKE_OVERRIDES: dict[str, dict[str, Any]] = {
 }
 SMOKE_MODELS = ("r2mfnet", "unet")
 SMOKE_PATHS = ("eager_fp32", "channels_last", "bf16", "bf16_mixed", "torchscript", "onnxruntime", "auto")
-AGREEMENT_PATHS = ("channels_last", "bf16", "bf16_mixed", "onnxruntime")
+AGREEMENT_PATHS = ("channels_last", "bf16", "bf16_mixed", "bf16_compile", "onnxruntime")
 """Paths whose masks :func:`precision_agreement` compares with eager float32 on the trained weights."""
 
 
@@ -319,6 +330,8 @@ def _runner(spec: dict[str, Any], net: nn.Module, work: Path) -> tuple[Any, str]
         return prepare_for_inference(net, precision="fp32", backend="torchscript").eval(), "cpu"
     if path == "compile":
         return prepare_for_inference(net, precision="fp32", channels_last=True, backend="compile").eval(), "cpu"
+    if path == "bf16_compile":
+        return prepare_for_inference(net, precision="bf16", channels_last=True, backend="compile").eval(), "cpu"
     if path == "auto":
         return prepare_for_inference(net, precision="auto").eval(), "cpu"
     if path == "onnxruntime":
@@ -473,7 +486,10 @@ def _agreement(spec: dict[str, Any]) -> dict[str, Any]:
         else:
             precision = "fp32" if path == "channels_last" else "bf16"
             islands = FP32_MODULES["r2mfnet"] if path == "bf16_mixed" else ()
-            fn = prepare_for_inference(net, precision=precision, channels_last=True, fp32_modules=islands).eval()
+            backend = "compile" if path == "bf16_compile" else "eager"
+            fn = prepare_for_inference(
+                net, precision=precision, channels_last=True, fp32_modules=islands, backend=backend
+            ).eval()
         out = logits(fn)
         dice = compute_dice((ref > 0).float(), (out > 0).float(), include_background=True, ignore_empty=False)
         dice = dice.flatten()
@@ -821,6 +837,7 @@ def run_benchmark(
             try:
                 results["agreement"] = precision_agreement(
                     data_dir=data if data_ok else None,
+                    paths=[p for p in AGREEMENT_PATHS if not (smoke and "compile" in p)],
                     threads=threads,
                     bundle_root=configs.parent,
                     work_dir=work,

@@ -63,7 +63,7 @@ def test_smoke_run_writes_both_tables(tmp_path: Path) -> None:
     assert "| Model | Path |" in table and "Load average" in table
     # the precision check on the shipped, trained weights: float32 paths agree, every path is reported
     agreement = {r["path"]: r for r in saved["agreement"]["rows"]}
-    assert set(agreement) == set(AGREEMENT_PATHS)
+    assert set(agreement) == {p for p in AGREEMENT_PATHS if "compile" not in p}  # smoke: nothing compiled
     for path in ("channels_last", "onnxruntime"):
         assert agreement[path]["worst_dice"] >= 0.999 and agreement[path]["n"] == saved["agreement"]["images"] > 0
     assert all(0.0 <= r["worst_dice"] <= r["mean_dice"] <= 1.0 for r in agreement.values())
