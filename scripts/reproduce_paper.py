@@ -100,15 +100,6 @@ PAPER_IOU: dict[str, tuple[float, float, float]] = {
     "swin_unetr": (91.34, 92.27, 92.01),
 }
 SMOKE_RUNS = ("r2mfnet", "unet")
-# narrow widths for --smoke, by the benchmark's model key of each run's network
-SMOKE_WIDTHS: dict[str, dict[str, Any]] = {
-    "r2mfnet": {"network_def#channels": [4, 8, 16, 32]},
-    "unet": {"network_def#channels": [4, 8, 16, 32, 64]},
-    "resunet": {"network_def#channels": [4, 8, 16, 32, 64]},
-    "attention_unet": {"network_def#channels": [4, 8, 16, 32, 64]},
-    "swin_unetr": {"network_def#feature_size": 12},
-    "dynunet": {"network_def#filters": [4, 8, 16, 32, 64, 64]},
-}
 
 
 def _cli_value(value: Any) -> str:
@@ -179,7 +170,9 @@ def run_model(name: str, args: argparse.Namespace, configs: Path, data_dir: Path
         **extra,
     }
     if args.smoke:
-        overrides.update(SMOKE_WIDTHS.get(_network_key(name), {}))
+        from r2mf_monai.benchmark import SMOKE_OVERRIDES  # narrow widths, by the benchmark's model key
+
+        overrides.update(SMOKE_OVERRIDES.get(_network_key(name), {}))
     done_file = run_dir / "train_done.json"
     summary_file = eval_dir / "metrics_summary.json"
     model_file = models_dir / "model.pt"

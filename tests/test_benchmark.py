@@ -33,14 +33,7 @@ from r2mf_monai.benchmark import (
 )
 from r2mf_monai.networks.complexity import measure_complexity
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks: one thread is faster, and immune to OpenMP spinning on a shared, loaded CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.slow

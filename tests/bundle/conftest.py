@@ -44,7 +44,7 @@ def run(cmd: list[str], cwd: Path = REPO, timeout: int = 600, env: dict[str, str
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"command failed ({proc.returncode}): {' '.join(cmd)}\n{out[-6000:]}"
+    assert proc.returncode == 0, f"command failed ({proc.returncode}): {' '.join(map(str, cmd))}\n{out[-6000:]}"
     return out
 
 

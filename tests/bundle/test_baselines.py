@@ -20,14 +20,7 @@ from monai.bundle import ConfigParser
 
 from tests.bundle.conftest import CONFIGS
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small inputs: one thread is faster, and immune to OpenMP spinning on a shared, loaded CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 BASELINES = sorted(p.name for p in (CONFIGS / "baselines").glob("*.json"))

@@ -16,12 +16,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.bundle.conftest import run  # noqa: F401  (the same runner; integration tests import it from here)
 
 REPO = Path(__file__).resolve().parents[2]
 # a narrow network on small images keeps training to seconds on 2 CPU cores
@@ -64,15 +65,6 @@ def label_python() -> Path:
 def deploy_python() -> Path:
     """The MONAI Deploy venv's Python; checked before anything is trained, so a missing venv fails at once."""
     return venv_python("deploy")
-
-
-def run(cmd: list[str], cwd: Path = REPO, timeout: int = 600, env: dict[str, str] | None = None) -> str:
-    """Run a command; fail the test with the end of its output when it fails; return its output."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"command failed ({proc.returncode}): {' '.join(map(str, cmd))}\n{out[-6000:]}"
-    return out
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -133,3 +125,17 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Pa
     config["network_def"]["channels"] = TINY_CHANNELS
     config_file.write_text(json.dumps(config, indent=4))
     return root
+
+
+def infer_reference(out: Path, images: list[Path], bundle: Path) -> dict[str, np.ndarray]:
+    """The bundle's own masks of ``images`` (``r2mf-monai infer``, PyTorch backend, core venv), by file stem."""
+    from PIL import Image
+
+    from r2mf_monai.cli import infer
+
+    inputs = out / "inputs"
+    inputs.mkdir()
+    for p in images:
+        shutil.copy(p, inputs / p.name)
+    infer(str(inputs), str(out / "masks"), bundle_dir=str(bundle), formats="png", overlay=False)
+    return {p.name[: -len("_mask.png")]: np.asarray(Image.open(p)) for p in (out / "masks").glob("*_mask.png")}

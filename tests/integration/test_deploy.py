@@ -25,9 +25,8 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from PIL import Image
 
-from tests.integration.conftest import REPO, dice, run
+from tests.integration.conftest import REPO, dice, infer_reference, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -92,15 +91,8 @@ def deploy_run(
 
 @pytest.fixture(scope="module")
 def reference_masks(tmp_path_factory: pytest.TempPathFactory, deploy_run: dict, tiny_bundle: Path) -> dict:
-    from r2mf_monai.cli import infer
-
     out = tmp_path_factory.mktemp("deploy_reference")
-    inputs = out / "inputs"
-    inputs.mkdir()
-    for p in deploy_run["inputs"]:
-        shutil.copy(p, inputs / p.name)
-    infer(str(inputs), str(out / "masks"), bundle_dir=str(tiny_bundle), formats="png", overlay=False)
-    return {p.name[: -len("_mask.png")]: np.asarray(Image.open(p)) > 0 for p in (out / "masks").glob("*_mask.png")}
+    return {k: v > 0 for k, v in infer_reference(out, deploy_run["inputs"], tiny_bundle).items()}
 
 
 def test_one_seg_per_radiograph(deploy_run: dict) -> None:

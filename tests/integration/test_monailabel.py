@@ -37,7 +37,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.integration.conftest import REPO, TINY_CHANNELS, TINY_IMAGE_SIZE, dice
+from tests.integration.conftest import REPO, TINY_CHANNELS, TINY_IMAGE_SIZE, dice, infer_reference
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -155,15 +155,7 @@ def server(label_python: Path, tmp_path_factory: pytest.TempPathFactory, tiny_bu
 @pytest.fixture(scope="module")
 def reference_masks(tmp_path_factory: pytest.TempPathFactory, server: dict, tiny_bundle: Path) -> dict[str, np.ndarray]:
     """The bundle's own masks of the studies (``r2mf-monai infer``, PyTorch backend, core venv)."""
-    from r2mf_monai.cli import infer
-
-    out = tmp_path_factory.mktemp("reference")
-    inputs = out / "inputs"
-    inputs.mkdir()
-    for p in server["images"]:
-        shutil.copy(p, inputs / p.name)
-    infer(str(inputs), str(out / "masks"), bundle_dir=str(tiny_bundle), formats="png", overlay=False)
-    return {p.name[: -len("_mask.png")]: np.asarray(Image.open(p)) for p in (out / "masks").glob("*_mask.png")}
+    return infer_reference(tmp_path_factory.mktemp("reference"), server["images"], tiny_bundle)
 
 
 def _infer(server: dict, image: Path) -> np.ndarray:

@@ -37,13 +37,7 @@ from r2mf_monai.networks.nets import R2MFNet
 TINY = {"channels": (4, 8, 16, 32)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks: one thread is faster, and immune to OpenMP spinning on a shared, loaded CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _smooth_images(n: int, size: int, seed: int) -> torch.Tensor:
