@@ -567,7 +567,7 @@ def precision_agreement(
 
 def _end_to_end(spec: dict[str, Any]) -> dict[str, Any]:
     """Run the bundle's inference.json on one patient's three DICOM views; time initialize and run."""
-    from monai.bundle import ConfigWorkflow
+    from monai.bundle import ConfigParser, ConfigWorkflow
 
     torch.set_num_threads(int(spec["threads"]))
     configs = _configs_dir(spec["bundle_root"])
@@ -580,6 +580,21 @@ def _end_to_end(spec: dict[str, Any]) -> dict[str, Any]:
         "device": "$torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')",
         **(spec.get("overrides") or {}),
     }
+    if spec.get("backend") == "onnxruntime":  # exported before the clock starts, as the CLI does once per model.pt
+        from r2mf_monai.onnx_backend import export_onnx, onnx_overrides
+
+        onnx_path = Path(spec["work_dir"]) / f"e2e_{spec['variant']}.onnx"
+        onnx_path.unlink(missing_ok=True)  # never a model exported from other weights
+        parser = ConfigParser()
+        parser.read_config(str(configs / "inference.json"))
+        parser.update({k: v for k, v in overrides.items() if k in ("image_size", "network_def")})
+        export_onnx(
+            parser.get_parsed_content("network_def"),
+            onnx_path,
+            parser.get_parsed_content("image_size"),
+            checkpoint=spec["weights_file"],
+        )
+        overrides.update(onnx_overrides(configs / "inference.json", configs.parent, onnx_path=onnx_path))
     t0 = time.perf_counter()
     workflow = ConfigWorkflow(
         config_file=str(configs / "inference.json"),
@@ -867,12 +882,14 @@ E2E_VARIANTS: dict[str, tuple[str, bool, dict[str, Any]]] = {
     # name -> (label, paper-width network at the benchmark's size (else the shipped weights), inference overrides)
     "shipped": ("shipped weights, inference.json as shipped (precision auto, review flag on)", False, {}),
     "shipped_fp32": ("shipped weights, precision fp32, no review flag", False, {"precision": "fp32", "review": False}),
+    "shipped_onnx": ("shipped weights, ONNX Runtime, no review flag", False, {"review": False}),
     "eager": ("paper width, eager fp32 (`network_def` as trained), no review flag", True, {"review": False}),
     "fp32": ("paper width, precision fp32, no review flag", True, {"precision": "fp32", "review": False}),
     "bf16": ("paper width, precision bf16, no review flag", True, {"precision": "bf16", "review": False}),
     "fp32_review": ("paper width, precision fp32, review flag on", True, {"precision": "fp32"}),
 }
-"""End-to-end variants of :func:`run_benchmark`; the eager one replaces inference.json's prepared network."""
+"""End-to-end variants of :func:`run_benchmark`; the eager one replaces inference.json's prepared network, the ``_onnx``
+ones run it on ONNX Runtime (:func:`r2mf_monai.onnx_backend.onnx_overrides`)."""
 
 
 def _run_end_to_end(
@@ -912,6 +929,7 @@ def _run_end_to_end(
             "weights_file": str(weights),
             "work_dir": str(work),
             "overrides": overrides,
+            "backend": "onnxruntime" if variant.endswith("_onnx") else "pytorch",
         }
         rows.append({"variant": variant, "label": label, **_run_child(spec, timeout, isolate)})
     return rows

@@ -20,6 +20,7 @@ import torch
 
 from r2mf_monai.benchmark import (
     AGREEMENT_PATHS,
+    E2E_VARIANTS,
     FP32_MODULES,
     MODELS,
     SMOKE_MODELS,
@@ -31,6 +32,7 @@ from r2mf_monai.benchmark import (
     precision_agreement,
     run_benchmark,
 )
+from r2mf_monai.benchmark import _run_end_to_end as run_end_to_end
 from r2mf_monai.networks.complexity import measure_complexity
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -76,6 +78,26 @@ def test_complexity_matches_the_complexity_module(model: str) -> None:
 
 def test_matmul_rate_is_a_rate() -> None:
     assert matmul_rate(torch.float32, size=256, repeats=3) > 0.1
+
+
+@pytest.mark.slow
+def test_end_to_end_variants_with_the_shipped_weights(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    bundle = Path(__file__).resolve().parents[1] / "bundle"
+    rows = {r["variant"]: r for r in run_end_to_end(tmp_path, bundle, 64, threads=1, timeout=600, isolate=False)}
+    assert set(rows) == set(E2E_VARIANTS)
+    for variant, (_, paper_width, _) in E2E_VARIANTS.items():
+        if paper_width:  # no benchmarked R2MF-Net weights in this work folder: reported, not run
+            assert "no R2MF-Net weights" in rows[variant]["error"]
+            continue
+        assert "error" not in rows[variant], rows[variant]
+        assert rows[variant]["run_s"] > 0 and len(rows[variant]["masks"]) == 3
+    # ONNX Runtime runs the same pipeline: its masks are PyTorch float32's
+    for name in rows["shipped_fp32"]["masks"]:
+        a, b = (np.asarray(Image.open(tmp_path / f"e2e_out_{v}" / name)) > 0 for v in ("shipped_fp32", "shipped_onnx"))
+        assert a.sum() > 0 and 2 * (a & b).sum() / (a.sum() + b.sum()) >= 0.99, name
 
 
 def test_markdown_reports_failed_paths() -> None:
