@@ -198,7 +198,7 @@ def infer(
     if device is not None:
         overrides["device"] = f"$torch.device('{device}')"
     if precision is not None:
-        from r2mf_monai.networks.fast_inference import PRECISIONS
+        from r2mf_monai.inference.fast_inference import PRECISIONS
 
         if precision not in PRECISIONS:
             raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
@@ -206,7 +206,7 @@ def infer(
     if backend not in ("pytorch", "onnxruntime"):
         raise ValueError(f"--backend must be 'pytorch' or 'onnxruntime', got '{backend}'")
     if backend == "onnxruntime":
-        from r2mf_monai.onnx_backend import onnx_overrides
+        from r2mf_monai.inference.onnx_backend import onnx_overrides
 
         overrides.update(onnx_overrides(config_file, bundle_root, onnx_path))
     workflow = ConfigWorkflow(
@@ -243,11 +243,11 @@ def benchmark(
 ) -> str:
     """Parameters, GMACs, latency, throughput and memory of R2MF-Net and the baselines on every inference path.
 
-    Writes ``benchmark.md`` and ``benchmark.json`` (see ``r2mf_monai.benchmark``).
+    Writes ``benchmark.md`` and ``benchmark.json`` (see ``r2mf_monai.experiments.benchmark``).
 
     Args:
         output_dir: folder for the two tables; defaults to the bundle's ``docs/``.
-        models: comma-separated keys of ``r2mf_monai.benchmark.MODELS``; defaults to all.
+        models: comma-separated keys of ``r2mf_monai.experiments.benchmark.MODELS``; defaults to all.
         paths: comma-separated inference paths (``eager_fp32``, ``channels_last``, ``bf16``, ``torchscript``,
             ``compile``, ``onnxruntime``, ``auto``, ``cuda_fp32``, ``cuda_amp``); defaults to all available.
         image_size: side of the square input. Defaults to ``512``.
@@ -257,7 +257,7 @@ def benchmark(
         end_to_end: also time the bundle's inference on one patient's three DICOM views.
         smoke: tiny sizes and two models, in seconds.
     """
-    from r2mf_monai.benchmark import run_benchmark
+    from r2mf_monai.experiments.benchmark import run_benchmark
 
     def _list(value: str | tuple[str, ...] | None) -> list[str] | None:
         if isinstance(value, str):

@@ -11,7 +11,8 @@
 
 """Benchmark R2MF-Net and its baselines on this machine: one run, one table (bundle/docs/benchmark.md and .json).
 
-The work lives in :mod:`r2mf_monai.benchmark` (also ``r2mf-monai benchmark``); run with ``--help`` for the options::
+The work lives in :mod:`r2mf_monai.experiments.benchmark` (also ``r2mf-monai benchmark``); run with ``--help`` for
+the options::
 
     python scripts/benchmark.py                      # every model and path at 512x512 (about 30 min on 2 cores)
     python scripts/benchmark.py --models r2mfnet --paths eager_fp32 channels_last bf16 onnxruntime
@@ -27,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run from a checkout without installing the package
     sys.path.insert(0, str(REPO))
 
-from r2mf_monai.benchmark import main  # noqa: E402
+from r2mf_monai.experiments.benchmark import main  # noqa: E402
 
 if __name__ == "__main__":
     main()

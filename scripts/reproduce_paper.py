@@ -170,7 +170,7 @@ def run_model(name: str, args: argparse.Namespace, configs: Path, data_dir: Path
         **extra,
     }
     if args.smoke:
-        from r2mf_monai.benchmark import SMOKE_OVERRIDES  # narrow widths, by the benchmark's model key
+        from r2mf_monai.experiments.benchmark import SMOKE_OVERRIDES  # narrow widths, by the benchmark's model key
 
         overrides.update(SMOKE_OVERRIDES.get(_network_key(name), {}))
     done_file = run_dir / "train_done.json"
@@ -231,7 +231,7 @@ def _complexity(files: list[str], overrides: dict[str, Any], args: argparse.Name
     import torch
     from monai.bundle import ConfigParser
 
-    from r2mf_monai.benchmark import count_complexity
+    from r2mf_monai.experiments.benchmark import count_complexity
 
     parser = ConfigParser()
     parser.read_config(files)

@@ -8,7 +8,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""r2mf_monai.onnx_backend and ``r2mf-monai infer --backend onnxruntime`` (core venv; no extra venv needed).
+"""r2mf_monai.inference.onnx_backend and ``r2mf-monai infer --backend onnxruntime`` (core venv; no extra venv needed).
 
 Tolerance: ONNX Runtime and eager PyTorch run the same float32 graph with different kernels, so the logits may differ
 by rounding only: ``|ort - torch| <= 1e-4 * max(1, max|torch|)`` (1e-4 of the logit scale), and the thresholded masks
@@ -25,7 +25,7 @@ import pytest
 import torch
 from PIL import Image
 
-from r2mf_monai.onnx_backend import OnnxRuntimeNetwork, onnx_overrides
+from r2mf_monai.inference.onnx_backend import OnnxRuntimeNetwork, onnx_overrides
 from tests.integration.conftest import TINY_IMAGE_SIZE, dice
 
 pytestmark = pytest.mark.slow

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from r2mf_monai.data.discover import discover_inputs, is_candidate
+from r2mf_monai.inference.discover import discover_inputs, is_candidate
 
 
 def _png(path: Path) -> None:

@@ -8,7 +8,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""r2mf_monai.networks.fast_inference: every inference path agrees with eager float32.
+"""r2mf_monai.inference.fast_inference: every inference path agrees with eager float32.
 
 Tolerances: float32 paths (folded batch norm, channels-last, TorchScript, torch.compile) reorder sums only, so their
 logits stay within 1e-4 of the largest logit and their masks agree with Dice >= 0.999. bfloat16 keeps 8 bits of
@@ -26,7 +26,7 @@ from ignite.engine import Engine
 from monai.data import MetaTensor
 from monai.handlers import CheckpointLoader
 
-from r2mf_monai.networks.fast_inference import (
+from r2mf_monai.inference.fast_inference import (
     FastInferenceNetwork,
     mask_agreement,
     native_bf16,

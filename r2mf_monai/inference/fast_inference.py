@@ -412,12 +412,12 @@ def prepare_for_inference(
 ) -> nn.Module:
     """Wrap ``network`` for fast inference; use the result as the bundle's ``network``.
 
-    A network without parameters (e.g. :class:`r2mf_monai.onnx_backend.OnnxRuntimeNetwork`, whose weights live in
-    another runtime) has nothing to prepare and is returned unchanged, so the same config serves both backends.
+    A network without parameters (e.g. :class:`r2mf_monai.inference.onnx_backend.OnnxRuntimeNetwork`, whose weights
+    live in another runtime) has nothing to prepare and is returned unchanged, so the same config serves both backends.
 
     Example (the bundle's ``inference.json``)::
 
-        "network": "$r2mf_monai.networks.fast_inference.prepare_for_inference(@network_def.to(@device),
+        "network": "$r2mf_monai.inference.fast_inference.prepare_for_inference(@network_def.to(@device),
                      precision=@precision, channels_last=@channels_last)"
 
     Args:

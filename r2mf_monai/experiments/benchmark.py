@@ -13,7 +13,7 @@
 
 For every model (the bundle's ``train.json`` network, merged with an override of ``bundle/configs/baselines``) and
 every inference path (eager float32, channels-last with folded batch norm, bfloat16 autocast, TorchScript,
-``torch.compile``, ONNX Runtime, the ``"auto"`` path of :mod:`r2mf_monai.networks.fast_inference`, and CUDA float32
+``torch.compile``, ONNX Runtime, the ``"auto"`` path of :mod:`r2mf_monai.inference.fast_inference`, and CUDA float32
 and AMP when a GPU is present) it measures, at ``image_size`` x ``image_size``:
 
 - parameters and MACs (``torch.utils.flop_counter``: convolutions and matrix products; one multiply-add = 2 FLOPs);
@@ -230,7 +230,7 @@ def _cpu_model() -> str:
 
 def system_info() -> dict[str, Any]:
     """CPU model and flags of interest, threads, library versions, load average, GPU (if any)."""
-    from r2mf_monai.networks.fast_inference import cpu_flags, native_bf16
+    from r2mf_monai.inference.fast_inference import cpu_flags, native_bf16
 
     info: dict[str, Any] = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -314,7 +314,7 @@ def _weights(spec: dict[str, Any]) -> nn.Module:
 
 def _runner(spec: dict[str, Any], net: nn.Module, work: Path) -> tuple[Any, str]:
     """The callable of the path of ``spec`` and the device it runs on."""
-    from r2mf_monai.networks.fast_inference import prepare_for_inference
+    from r2mf_monai.inference.fast_inference import prepare_for_inference
 
     path = spec["path"]
     if path == "eager_fp32":
@@ -335,7 +335,7 @@ def _runner(spec: dict[str, Any], net: nn.Module, work: Path) -> tuple[Any, str]
     if path == "auto":
         return prepare_for_inference(net, precision="auto").eval(), "cpu"
     if path == "onnxruntime":
-        from r2mf_monai.onnx_backend import OnnxRuntimeNetwork, export_onnx
+        from r2mf_monai.inference.onnx_backend import OnnxRuntimeNetwork, export_onnx
 
         onnx_file = work / f"{spec['model']}.onnx"
         if not onnx_file.is_file():
@@ -369,7 +369,7 @@ def _timed(fn: Any, x: torch.Tensor, device: str, n: int) -> list[float]:
 
 def _measure(spec: dict[str, Any]) -> dict[str, Any]:
     """Time one (model, path); runs in a child process (see :func:`_child_main`)."""
-    from r2mf_monai.networks.fast_inference import mask_agreement
+    from r2mf_monai.inference.fast_inference import mask_agreement
 
     torch.set_num_threads(int(spec["threads"]))
     work = Path(spec["work_dir"])
@@ -458,8 +458,8 @@ def _agreement(spec: dict[str, Any]) -> dict[str, Any]:
     from monai.bundle import ConfigParser
     from monai.metrics import compute_dice
 
-    from r2mf_monai.networks.fast_inference import prepare_for_inference
-    from r2mf_monai.onnx_backend import OnnxRuntimeNetwork, export_onnx
+    from r2mf_monai.inference.fast_inference import prepare_for_inference
+    from r2mf_monai.inference.onnx_backend import OnnxRuntimeNetwork, export_onnx
 
     torch.set_num_threads(int(spec["threads"]))
     parser = ConfigParser()
@@ -581,7 +581,7 @@ def _end_to_end(spec: dict[str, Any]) -> dict[str, Any]:
         **(spec.get("overrides") or {}),
     }
     if spec.get("backend") == "onnxruntime":  # exported before the clock starts, as the CLI does once per model.pt
-        from r2mf_monai.onnx_backend import export_onnx, onnx_overrides
+        from r2mf_monai.inference.onnx_backend import export_onnx, onnx_overrides
 
         onnx_path = Path(spec["work_dir"]) / f"e2e_{spec['variant']}.onnx"
         onnx_path.unlink(missing_ok=True)  # never a model exported from other weights
@@ -622,7 +622,8 @@ def _end_to_end(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _child_main(argv: Sequence[str]) -> None:
-    """``python -m r2mf_monai.benchmark _child SPEC.json``: one measurement, its result written to SPEC's result."""
+    """``python -m r2mf_monai.experiments.benchmark _child SPEC.json``: one measurement, its result written to
+    SPEC's result."""
     spec = json.loads(Path(argv[0]).read_text())
     logging.basicConfig(level=logging.WARNING)
     try:
@@ -654,7 +655,7 @@ def _run_child(spec: dict[str, Any], timeout: float, isolate: bool = True) -> di
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "r2mf_monai.benchmark", "_child", str(spec_file)],
+            [sys.executable, "-m", "r2mf_monai.experiments.benchmark", "_child", str(spec_file)],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -889,7 +890,7 @@ E2E_VARIANTS: dict[str, tuple[str, bool, dict[str, Any]]] = {
     "fp32_review": ("paper width, precision fp32, review flag on", True, {"precision": "fp32"}),
 }
 """End-to-end variants of :func:`run_benchmark`; the eager one replaces inference.json's prepared network, the ``_onnx``
-ones run it on ONNX Runtime (:func:`r2mf_monai.onnx_backend.onnx_overrides`)."""
+ones run it on ONNX Runtime (:func:`r2mf_monai.inference.onnx_backend.onnx_overrides`)."""
 
 
 def _run_end_to_end(

@@ -8,7 +8,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""r2mf_monai.benchmark: the smoke run writes both tables; the building blocks measure what they say."""
+"""r2mf_monai.experiments.benchmark: the smoke run writes both tables; the building blocks measure what they say."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from r2mf_monai.benchmark import (
+from r2mf_monai.experiments.benchmark import (
     AGREEMENT_PATHS,
     E2E_VARIANTS,
     FP32_MODULES,
@@ -32,7 +32,7 @@ from r2mf_monai.benchmark import (
     precision_agreement,
     run_benchmark,
 )
-from r2mf_monai.benchmark import _run_end_to_end as run_end_to_end
+from r2mf_monai.experiments.benchmark import _run_end_to_end as run_end_to_end
 from r2mf_monai.networks.complexity import measure_complexity
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -20,7 +20,7 @@ an override and every other step (loading, resizing, post-processing, writers) s
 .. code-block:: bash
 
     python -m monai.bundle run inference --config_file bundle/configs/inference.json \\
-        --network_def '{"_target_": "r2mf_monai.onnx_backend.OnnxRuntimeNetwork", "path": "model.onnx"}' \\
+        --network_def '{"_target_": "r2mf_monai.inference.onnx_backend.OnnxRuntimeNetwork", "path": "model.onnx"}' \\
         --handlers#0#_disabled_ true   # the CheckpointLoader: the weights are inside the .onnx file
 
 or simply ``r2mf-monai infer IN OUT --backend onnxruntime`` (:func:`onnx_overrides` builds those overrides and
@@ -77,7 +77,8 @@ class OnnxRuntimeNetwork(nn.Module):
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(
-                f"ONNX model '{self.path}' does not exist (export one with r2mf_monai.onnx_backend.export_onnx)"
+                f"ONNX model '{self.path}' does not exist "
+                "(export one with r2mf_monai.inference.onnx_backend.export_onnx)"
             )
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(num_threads or torch.get_num_threads())
