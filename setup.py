@@ -57,7 +57,6 @@ EXTRAS["baselines"] = ["einops"]
 EXTRAS["test"] = [
     "pytest>=8",
     "pytest-timeout",
-    "parameterized",
     "ruff",
     *EXTRAS["onnx"],
     *EXTRAS["dicom"],

@@ -11,14 +11,13 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
 import torch
 import torch.nn.functional as F
 from monai.networks import eval_mode
 
 from r2mf_monai.networks.blocks import MultiScaleCrossStageSkip
+from tests.utils import assert_script_roundtrip
 
 # [constructor kwargs, fine shape, coarse shapes]
 SHAPE_CASES = [
@@ -103,8 +102,4 @@ def test_script():
     net = MultiScaleCrossStageSkip(2, (4, 8, 16), 4)
     fine = torch.randn(2, 4, 16, 16)
     coarse = [torch.randn(2, 4, 16, 16), torch.randn(2, 8, 8, 8), torch.randn(2, 16, 4, 4)]
-    with eval_mode(net):
-        buffer = io.BytesIO()
-        torch.jit.save(torch.jit.script(net), buffer)
-        buffer.seek(0)
-        torch.testing.assert_close(torch.jit.load(buffer)(fine, coarse), net(fine, coarse), rtol=1e-5, atol=1e-6)
+    assert_script_roundtrip(net, fine, coarse)

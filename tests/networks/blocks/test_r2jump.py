@@ -11,14 +11,13 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
 import torch
 import torch.nn.functional as F
 from monai.networks import eval_mode
 
 from r2mf_monai.networks.blocks import R2JumpConnection
+from tests.utils import assert_script_roundtrip
 
 # [constructor kwargs, encoder shape, decoder shape, expected output shape]
 SHAPE_CASES = [
@@ -113,8 +112,4 @@ def test_weights_are_shared_across_steps():
 def test_script():
     net = R2JumpConnection(2, 4, recurrent_steps=3, fusion="cat")
     enc, dec = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8)
-    with eval_mode(net):
-        buffer = io.BytesIO()
-        torch.jit.save(torch.jit.script(net), buffer)
-        buffer.seek(0)
-        torch.testing.assert_close(torch.jit.load(buffer)(enc, dec), net(enc, dec), rtol=1e-5, atol=1e-6)
+    assert_script_roundtrip(net, enc, dec)

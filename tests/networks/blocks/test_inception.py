@@ -11,14 +11,13 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
 import torch
 import torch.nn.functional as F
 from monai.networks import eval_mode
 
 from r2mf_monai.networks.blocks import InceptionResidualBlock
+from tests.utils import assert_script_roundtrip
 
 # [constructor kwargs, input shape, expected output shape]
 SHAPE_CASES = [
@@ -106,9 +105,4 @@ def test_receptive_field_is_7x7():
 def test_script():
     net = InceptionResidualBlock(2, 3, 6)
     x = torch.randn(2, 3, 16, 16)
-    with eval_mode(net):
-        buffer = io.BytesIO()
-        torch.jit.save(torch.jit.script(net), buffer)
-        buffer.seek(0)
-        loaded = torch.jit.load(buffer)
-        torch.testing.assert_close(loaded(x), net(x), rtol=1e-5, atol=1e-6)
+    assert_script_roundtrip(net, x)

@@ -11,9 +11,7 @@
 
 from __future__ import annotations
 
-import io
 import math
-import time
 
 import numpy as np
 import pytest
@@ -25,6 +23,7 @@ from skimage.draw import polygon
 from r2mf_monai.losses import CascadeDiceBCELoss
 from r2mf_monai.networks.blocks import InceptionResidualBlock, MultiScaleCrossStageSkip, R2JumpConnection, SCSELite
 from r2mf_monai.networks.nets import R2MFNet
+from tests.utils import assert_script_roundtrip
 
 NARROW = {"channels": (8, 16, 32, 64)}
 BASELINE = {"use_r2jump": False, "use_inception": False, "use_mcskip": False, "use_scse": False}
@@ -219,19 +218,15 @@ def _warm_up(net: R2MFNet, shape: tuple[int, ...]) -> None:
 
 
 @pytest.mark.parametrize("kwargs", [{}, {**NARROW, **BASELINE}])
-def test_script(kwargs, tmp_path):
+def test_script(kwargs):
     torch.manual_seed(0)
     net = R2MFNet(**kwargs)
     _warm_up(net, (2, 1, 32, 32))
     x = torch.randn(2, 1, 32, 32)
-    path = tmp_path / "net.ts"
-    torch.jit.save(torch.jit.script(net), str(path))
-    loaded = torch.jit.load(str(path))
-    with eval_mode(net, loaded):
-        # same kernels, same order: equal within float32 rounding
-        torch.testing.assert_close(loaded(x), net(x), rtol=1e-5, atol=1e-5)
-        with pytest.raises(Exception, match="multiple of 16"):  # TorchScript re-raises as torch.jit.Error
-            loaded(torch.zeros(1, 1, 40, 40))
+    loaded = assert_script_roundtrip(net, x, atol=1e-5)
+    # TorchScript re-raises the network's ValueError as torch.jit.Error
+    with eval_mode(loaded), pytest.raises(Exception, match="multiple of 16"):
+        loaded(torch.zeros(1, 1, 40, 40))
     loaded.train()
     assert loaded(x).shape == (2, 2, 1, 32, 32)
 
@@ -249,10 +244,7 @@ def test_fuse_for_inference(kwargs):
     assert not modules_of(net, torch.nn.modules.batchnorm._BatchNorm)
     with torch.no_grad():
         torch.testing.assert_close(net(x), expected, rtol=1e-4, atol=1e-4)
-        buffer = io.BytesIO()
-        torch.jit.save(torch.jit.script(net), buffer)
-        buffer.seek(0)
-        torch.testing.assert_close(torch.jit.load(buffer)(x), expected, rtol=1e-4, atol=1e-4)
+    assert_script_roundtrip(net, x, rtol=1e-4, atol=1e-4)
 
 
 def _curved_bands(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -277,13 +269,14 @@ def _curved_bands(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Ten
 
 @pytest.mark.slow
 def test_learns_curved_bands():
-    """A narrow R2MF-Net trained for under a minute on CPU segments four curved bands with Dice > 0.9."""
+    """A narrow R2MF-Net trained for at most 200 steps (under a minute on CPU) segments four curved bands with
+    Dice > 0.9; it stops early once every image passes."""
     torch.manual_seed(0)
     x, y = _curved_bands(4, 48, seed=0)
     net = R2MFNet(**NARROW)
     loss_fn = CascadeDiceBCELoss()
     optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
-    start, dice = time.monotonic(), torch.zeros(4)
+    dice = torch.zeros(4)
     for step in range(1, 201):
         net.train()
         optimizer.zero_grad()
@@ -293,6 +286,6 @@ def test_learns_curved_bands():
             with eval_mode(net):
                 pred = (net(x) > 0).float()
             dice = 2 * (pred * y).sum(dim=(1, 2, 3)) / (pred.sum(dim=(1, 2, 3)) + y.sum(dim=(1, 2, 3)))
-            if dice.min() > 0.9 or time.monotonic() - start > 60:
+            if dice.min() > 0.9:
                 break
     assert dice.min() > 0.9, f"Dice per image {dice.tolist()} after {step} steps"

@@ -11,14 +11,13 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
 import torch
 from monai.networks import eval_mode
 from monai.networks.blocks import ChannelSELayer
 
 from r2mf_monai.networks.blocks import SCSELite
+from tests.utils import assert_script_roundtrip
 
 # [constructor kwargs, input shape]
 SHAPE_CASES = [
@@ -78,8 +77,4 @@ def test_matches_eqs_8_to_13_by_hand():
 def test_script():
     net = SCSELite(2, 8)
     x = torch.randn(2, 8, 6, 6)
-    with eval_mode(net):
-        buffer = io.BytesIO()
-        torch.jit.save(torch.jit.script(net), buffer)
-        buffer.seek(0)
-        torch.testing.assert_close(torch.jit.load(buffer)(x), net(x), rtol=1e-5, atol=1e-6)
+    assert_script_roundtrip(net, x)
