@@ -15,7 +15,9 @@
   2-D NIfTI readers, all in MONAI's (W, H) orientation with the same metadata keys;
 - :mod:`.load`: ``LoadRadiograph``/``LoadRadiographd``, one config line, one clear error per bad file;
 - :mod:`.flip_view`: ``RandFlipViewd``, the §4.2 horizontal flip that swaps left/right bending views;
-- :mod:`.closing`: ``BinaryClosing``/``BinaryClosingd``, the §3.9 3x3 closing.
+- :mod:`.closing`: ``BinaryClosing``/``BinaryClosingd``, the §3.9 3x3 closing;
+- :mod:`.framing`: ``RandSpineFramingd``, random clinical framing around the column (the field of view of real films);
+- :mod:`.clahe`: ``RandCLAHEd``, random CLAHE (the look of processed clinical films).
 
 Everything else in the pipeline (min-max scaling, aspect-preserving resize and zero padding, the affine and
 intensity augmentations, sigmoid, threshold, largest component, ``Invertd``) is MONAI's own.
@@ -23,8 +25,10 @@ intensity augmentations, sigmoid, threshold, largest component, ``Invertd``) is 
 
 from __future__ import annotations
 
+from r2mf_monai.transforms.clahe import RandCLAHED, RandCLAHEd, RandCLAHEDict
 from r2mf_monai.transforms.closing import BinaryClosing, BinaryClosingD, BinaryClosingd, BinaryClosingDict
 from r2mf_monai.transforms.flip_view import MIRRORED_VIEWS, RandFlipViewD, RandFlipViewd, RandFlipViewDict, mirror_view
+from r2mf_monai.transforms.framing import RandSpineFramingD, RandSpineFramingd, RandSpineFramingDict
 from r2mf_monai.transforms.load import LoadRadiograph, LoadRadiographD, LoadRadiographd, LoadRadiographDict
 from r2mf_monai.transforms.readers import (
     DicomRadiographReader,
@@ -37,6 +41,12 @@ from r2mf_monai.transforms.readers import (
 )
 
 __all__ = [
+    "RandCLAHEd",
+    "RandCLAHED",
+    "RandCLAHEDict",
+    "RandSpineFramingd",
+    "RandSpineFramingD",
+    "RandSpineFramingDict",
     "BinaryClosing",
     "BinaryClosingd",
     "BinaryClosingD",
