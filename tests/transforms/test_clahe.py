@@ -33,7 +33,7 @@ def test_equalises_contrast_and_keeps_type_and_range(wrap):
     assert type(out) is type(img)
     arr = np.asarray(out)
     assert arr.shape == (1, 64, 128)
-    assert 0.0 <= arr.min() and arr.max() <= 1.0
+    assert arr.min() >= 0.0 and arr.max() <= 1.0
     assert np.ptp(arr) > 3 * np.ptp(low_contrast_image())
     np.testing.assert_array_equal(np.asarray(img), low_contrast_image())  # the input is left alone
 

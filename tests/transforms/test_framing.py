@@ -47,7 +47,9 @@ def test_crop_keeps_image_and_label_aligned_and_frames_the_column(seed):
 @pytest.mark.parametrize("ratio", [(0.3, 0.3), (0.5, 0.5)])
 def test_width_follows_ratio(ratio):
     data = column_case(width=1000)
-    t = RandSpineFramingd(keys=["image", "label"], prob=1.0, width_ratio=ratio, top_margin=0.0, bottom_margin=0.0, offset=0.0)
+    t = RandSpineFramingd(
+        keys=["image", "label"], prob=1.0, width_ratio=ratio, top_margin=0.0, bottom_margin=0.0, offset=0.0
+    )
     out = t(data)
     assert out["image"].shape[2] == 440
     assert abs(out["image"].shape[1] - ratio[0] * 440) <= 2
