@@ -9,12 +9,23 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Ignite/MONAI handlers of our own: a per-epoch metrics CSV and the stratified evaluation report."""
+"""Ignite/MONAI handlers of our own: a per-epoch metrics CSV, the run's progress bar and epoch lines, the model's
+``model.json``, the review flag and the stratified evaluation report."""
 
 from __future__ import annotations
 
 from r2mf_monai.handlers.epoch_csv import EpochMetricsCSV
+from r2mf_monai.handlers.model_config import ModelConfigSaver
+from r2mf_monai.handlers.progress import TrainingProgress
 from r2mf_monai.handlers.review_flag import ReviewFlag, flip_dropout_uncertainty
 from r2mf_monai.handlers.segmentation_report import SegmentationReport, segmentation_metrics
 
-__all__ = ["EpochMetricsCSV", "ReviewFlag", "SegmentationReport", "flip_dropout_uncertainty", "segmentation_metrics"]
+__all__ = [
+    "EpochMetricsCSV",
+    "ModelConfigSaver",
+    "ReviewFlag",
+    "SegmentationReport",
+    "TrainingProgress",
+    "flip_dropout_uncertainty",
+    "segmentation_metrics",
+]

@@ -215,6 +215,9 @@ class R2MFNet(nn.Module):
         upsample: str = "deconv",
     ) -> None:
         super().__init__()
+        # the constructor's arguments as given, first thing (``locals()`` holds only them here): the bundle writes
+        # them beside the weights (``model.json``, see r2mf_monai.checkpoint) so inference rebuilds this network
+        self.init_args = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         if spatial_dims not in (1, 2, 3):
             raise ValueError(f"spatial_dims must be 1, 2 or 3, got spatial_dims={spatial_dims!r}.")
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):

@@ -1,0 +1,229 @@
+# Copyright (c) r2mf-monai contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""A checkpoint that knows its network: ``model.json`` beside ``model.pt``.
+
+``model.pt`` stays a plain state dict, as the model zoo ships it, so ``torch.load`` + ``load_state_dict``, MONAI's
+``CheckpointLoader``, ``ckpt_export``, MONAI Label and MONAI Deploy load it unchanged. What built it lies beside it,
+in a file of the same name with ``.json``: a MONAI config fragment ``{"network_def": {"_target_": ..., args},
+"image_size": N, "r2mf_monai_version": ...}`` (usable as an override file, ``--config_file "[..., 'model.json']"``).
+Training writes it (:class:`r2mf_monai.handlers.ModelConfigSaver`); ``inference.json`` and ``evaluate.json`` build the
+network with :func:`network_from_checkpoint` and read ``image_size`` with :func:`read_model_config`, so a model
+trained at any width and size infers with no overrides. A network and checkpoint that do not fit stop with one line
+naming both shapes (:func:`check_checkpoint_fits`) instead of PyTorch's list of every mismatched tensor.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import r2mf_monai
+from r2mf_monai.outputs.atomic import atomic_write
+
+__all__ = [
+    "CheckpointMismatchError",
+    "check_checkpoint_fits",
+    "describe_network",
+    "log_trained_model",
+    "model_config_path",
+    "network_from_checkpoint",
+    "new_model_path",
+    "read_model_config",
+    "write_model_config",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint's tensors do not fit the network it is loaded into (the message is one line)."""
+
+
+def model_config_path(ckpt_path: str | os.PathLike) -> Path:
+    """``models/model.json`` for ``models/model.pt``: the checkpoint's name with ``.json``."""
+    return Path(ckpt_path).with_suffix(".json")
+
+
+def _unwrap(network: torch.nn.Module) -> torch.nn.Module:
+    # DistributedDataParallel and the inference wrappers keep the network in ``.module``
+    while hasattr(network, "module") and isinstance(network.module, torch.nn.Module):
+        network = network.module
+    return network
+
+
+def describe_network(network: torch.nn.Module) -> dict[str, Any]:
+    """The ``network_def`` that rebuilds ``network``: ``{"_target_": "module.Class", **arguments}``.
+
+    The arguments are the network's ``init_args`` (R2MF-Net records its own). A network without them (MONAI's
+    baselines) is described by its class alone, and :func:`network_from_checkpoint` asks for its arguments.
+    """
+    network = _unwrap(network)
+    cls = type(network)
+    args = getattr(network, "init_args", None)
+    described = {"_target_": f"{cls.__module__}.{cls.__qualname__}"}
+    if isinstance(args, dict):
+        described.update(json.loads(json.dumps(args)))  # tuples become lists, as in a JSON config
+    return described
+
+
+def write_model_config(ckpt_path: str | os.PathLike, network: torch.nn.Module, image_size: int) -> Path:
+    """Write ``<ckpt>.json`` (the network's ``network_def`` and ``image_size``) atomically; return its path."""
+    path = model_config_path(ckpt_path)
+    content = {
+        "network_def": describe_network(network),
+        "image_size": int(image_size),
+        "r2mf_monai_version": r2mf_monai.__version__,
+    }
+    text = json.dumps(content, indent=4) + "\n"
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return path
+    with atomic_write(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    logger.debug("network of %s written to %s", ckpt_path, path)
+    return path
+
+
+def read_model_config(ckpt_path: str | os.PathLike) -> dict[str, Any]:
+    """The ``model.json`` beside a checkpoint: ``{"network_def": {...}, "image_size": N, ...}``.
+
+    Raises:
+        FileNotFoundError: when there is none (names both files and what to do).
+        ValueError: when it is not such a JSON object (names the file).
+    """
+    path = model_config_path(ckpt_path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"'{path}' does not exist: nothing says which network built '{ckpt_path}'. Write it "
+            '({"network_def": {"_target_": ..., ...}, "image_size": N}), or give --network_def and --image_size.'
+        )
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"'{path}' is not valid JSON: {e}") from e
+    if not (isinstance(config, dict) and isinstance(config.get("network_def"), dict)):
+        raise ValueError(f"'{path}' has no 'network_def' object")
+    if "_target_" not in config["network_def"]:
+        raise ValueError(f"'{path}': 'network_def' has no '_target_'")
+    if not isinstance(config.get("image_size"), int) or config["image_size"] <= 0:
+        raise ValueError(f"'{path}': 'image_size' must be a positive integer, got {config.get('image_size')!r}")
+    return config
+
+
+def _state_dict(ckpt_path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    state = torch.load(str(ckpt_path), map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):  # a CheckpointSaver dict
+        state = state["model"]
+    if not isinstance(state, dict):
+        raise ValueError(f"'{ckpt_path}' holds no state dict")
+    return state
+
+
+def check_checkpoint_fits(network: torch.nn.Module, ckpt_path: str | os.PathLike) -> None:
+    """Raise one line when the checkpoint's tensors do not fit ``network`` (names, shapes), else nothing.
+
+    Raises:
+        FileNotFoundError: when the checkpoint does not exist.
+        CheckpointMismatchError: at the first differing tensor, with both shapes and how many more differ.
+    """
+    if not os.path.isfile(ckpt_path):
+        raise FileNotFoundError(f"checkpoint '{ckpt_path}' does not exist")
+    saved = _state_dict(ckpt_path)
+    wanted = _unwrap(network).state_dict()
+    problems = []
+    for key, tensor in wanted.items():
+        if key not in saved:
+            problems.append(f"{key} {tuple(tensor.shape)} is in the network but not in the checkpoint")
+        elif tuple(saved[key].shape) != tuple(tensor.shape):
+            problems.append(
+                f"{key} is {tuple(saved[key].shape)} in the checkpoint but {tuple(tensor.shape)} in the network"
+            )
+    problems += [f"{key} {tuple(saved[key].shape)} is in the checkpoint only" for key in saved if key not in wanted]
+    if problems:
+        more = f" (and {len(problems) - 1} more tensors differ)" if len(problems) > 1 else ""
+        raise CheckpointMismatchError(
+            f"'{ckpt_path}' does not fit {type(_unwrap(network)).__name__}: {problems[0]}{more}; drop the "
+            f"network_def/image_size overrides to build the network from '{model_config_path(ckpt_path).name}'."
+        )
+
+
+def network_from_checkpoint(ckpt_path: str | os.PathLike, **overrides: Any) -> torch.nn.Module:
+    """The network that ``ckpt_path`` was trained with, built from its ``model.json``; checked against the weights.
+
+    The bundle's ``inference.json`` and ``evaluate.json`` use it as ``network_def``
+    (``{"_target_": "r2mf_monai.checkpoint.network_from_checkpoint", "ckpt_path": "@ckpt_path"}``), so overrides
+    such as ``--network_def#dropout 0`` still apply: they replace the recorded arguments of the same name.
+
+    Raises:
+        FileNotFoundError: when the checkpoint or its ``model.json`` does not exist.
+        ValueError: when ``model.json`` records the class only (give the arguments, e.g. the baseline override file).
+        CheckpointMismatchError: when the built network does not fit the weights (one line, both shapes).
+    """
+    from monai.bundle import ConfigParser
+
+    if not os.path.isfile(ckpt_path):
+        raise FileNotFoundError(f"checkpoint '{ckpt_path}' does not exist")
+    config = read_model_config(ckpt_path)
+    network_def = {**config["network_def"], **overrides}
+    try:
+        network = ConfigParser({"network_def": network_def}).get_parsed_content("network_def")
+    except Exception as e:  # MONAI wraps the constructor's error; one line naming the file is what a user needs
+        cause = e.__cause__ or e
+        raise ValueError(
+            f"could not build {network_def['_target_']} from '{model_config_path(ckpt_path)}': "
+            f"{type(cause).__name__}: {cause}; give the network's arguments (network_def)."
+        ) from e
+    check_checkpoint_fits(network, ckpt_path)
+    return network
+
+
+def new_model_path(ckpt_dir: str | os.PathLike, overwrite: bool = False, name: str = "model.pt") -> str:
+    """Where training puts its best model: ``ckpt_dir/model.pt`` when there is none yet or ``overwrite``, else
+    ``ckpt_dir/model_<YYYYmmdd-HHMMSS>.pt`` beside it, so shipped or earlier weights are never replaced silently."""
+    ckpt_dir = Path(ckpt_dir)
+    default = ckpt_dir / name
+    if overwrite or not default.exists():
+        if default.exists():
+            logger.warning("overwrite: this run replaces %s (and %s)", default, model_config_path(default).name)
+        return str(default)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    stem, suffix = os.path.splitext(name)
+    path = ckpt_dir / f"{stem}_{stamp}{suffix}"
+    count = 1
+    while path.exists():
+        count += 1
+        path = ckpt_dir / f"{stem}_{stamp}-{count}{suffix}"
+    logger.info("%s exists and is kept; this run's best model goes to %s (--overwrite true replaces it)", default, path)
+    return str(path)
+
+
+def log_trained_model(model_file: str | os.PathLike, bundle_root: str | os.PathLike, evaluator: Any = None) -> None:
+    """Log where training put its best model and the command that infers with it (the end of ``train.json``)."""
+    from r2mf_monai.bundle_paths import default_bundle_root
+
+    path, root = Path(model_file).resolve(), Path(bundle_root).resolve()
+    if not path.is_file():
+        logger.warning("no model was saved to %s (no validation ran, or none improved on the first)", path)
+        return
+    state = getattr(evaluator, "state", None)
+    best = ""
+    if state is not None and getattr(state, "best_metric_epoch", -1) >= 0:
+        best = f" ({state.key_metric_name} {state.best_metric:.4f} at epoch {state.best_metric_epoch})"
+    logger.info("best model: %s%s; what built it: %s", path, best, model_config_path(path))
+    options = "" if root == Path(default_bundle_root()) else f" --bundle_dir {root}"
+    options += "" if path == root / "models" / "model.pt" else f" --model {path}"
+    logger.info("infer with it: r2mf-monai infer INPUT_DIR OUTPUT_DIR%s", options)
