@@ -278,12 +278,84 @@ def benchmark(
     return out["output_dir"]
 
 
+def evaluate_landmarks(
+    dataset_dir: str,
+    output_dir: str,
+    split: str = "training",
+    limit: int | None = None,
+    skip_inference: bool = False,
+    predictions: str | None = None,
+    landmarks: str = "auto",
+    min_cobb: float = 5.0,
+    worst: int = 8,
+    bundle_dir: str | None = None,
+    ckpt_path: str | None = None,
+    image_size: int | None = None,
+    network_def: dict | None = None,
+    overrides: dict | None = None,
+    device: str | None = None,
+) -> str:
+    """Evaluate on AASCE 2019 / SpineWeb dataset 16 films: Cobb from the ground-truth columns and from the bundle's
+    predicted masks against the dataset's angles (main-curve MAE, SMAPE), Dice and HD95 within the landmark rows.
+
+    Writes ``per_film.csv``/``.json``, ``summary.json``/``.md``, ``worst_films.png`` and ``predicted/`` (the masks)
+    into OUTPUT_DIR (see ``r2mf_monai.experiments.public_benchmark``).
+
+    Args:
+        dataset_dir: folder in the AASCE layout: ``data/<split>/*.jpg`` and ``labels/<split>/`` with
+            ``filenames.csv``, ``angles.csv`` and one ``<image>.mat`` (``p2``) per film or ``landmarks.csv``.
+        output_dir: folder for the results.
+        split: the split folder. Defaults to ``training``.
+        limit: only the first N films.
+        skip_inference: ground-truth columns only (no network).
+        predictions: a folder of ``<stem>_mask.png`` from an earlier run, evaluated instead of running the bundle.
+        landmarks: ``auto``, ``mat`` or ``csv``.
+        min_cobb: smallest curve measured, degrees.
+        worst: films on the contact sheet.
+        bundle_dir: the bundle folder; defaults to ``./bundle`` or the current folder.
+        ckpt_path: the weights; defaults to ``BUNDLE/models/model.pt``.
+        image_size: the network's input side (must match the weights); defaults to inference.json's.
+        network_def: a whole ``network_def`` (a dict) instead of inference.json's.
+        overrides: other bundle keys, e.g. ``'{"network_def#channels": [32,64,128,256], "precision": "fp32"}'``.
+        device: ``cpu``, ``cuda`` or ``cuda:N``.
+    """
+    import shlex
+    import sys
+
+    from r2mf_monai.experiments.public_benchmark import LayoutError
+    from r2mf_monai.experiments.public_benchmark import evaluate_landmarks as run
+
+    try:
+        run(
+            dataset_dir,
+            output_dir,
+            split=split,
+            limit=limit,
+            skip_inference=skip_inference,
+            predictions=predictions,
+            landmarks=landmarks,
+            min_cobb=min_cobb,
+            worst=worst,
+            bundle_dir=bundle_dir,
+            ckpt_path=ckpt_path,
+            image_size=image_size,
+            network_def=network_def,
+            overrides=overrides,
+            device=device,
+            command=shlex.join(["r2mf-monai", *sys.argv[1:]]),
+        )
+    except LayoutError as e:
+        raise SystemExit(f"evaluate-landmarks: {e}") from None
+    return output_dir
+
+
 COMMANDS = {
     "summary": summary,
     "synthesize": synthesize,
     "datalist": datalist,
     "landmarks2mask": landmarks2mask,
     "measure": measure,
+    "evaluate-landmarks": evaluate_landmarks,
     "infer": infer,
     "benchmark": benchmark,
 }

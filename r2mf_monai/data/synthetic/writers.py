@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,8 @@ __all__ = [
     "dicom_dataset",
     "write_dicom",
     "synthetic_uid",
+    "write_aasce",
+    "synthetic_to_aasce",
 ]
 
 
@@ -255,3 +257,108 @@ def write_dicom(path: str | os.PathLike, stored: np.ndarray, info: dict[str, Any
     """Write :func:`dicom_dataset` ``(stored, info)`` as a DICOM Part-10 file (atomic)."""
     ds = dicom_dataset(stored, info)
     return atomic_write(path, lambda tmp: dcmwrite(tmp, ds, enforce_file_format=True))
+
+
+def write_aasce(
+    out_dir: str | os.PathLike,
+    films: Iterable[tuple[str, np.ndarray, np.ndarray, Sequence[float]]],
+    split: str = "training",
+    quality: int = 95,
+) -> Path:
+    """Write films in the AASCE 2019 / SpineWeb dataset 16 layout (what ``r2mf-monai evaluate-landmarks`` reads).
+
+    ``OUT/data/<split>/<name>.jpg``; ``OUT/labels/<split>/<name>.jpg.mat`` whose ``p2`` is the (4N, 2) array of
+    (x, y) pixel corners, top-left, top-right, bottom-left, bottom-right per vertebra (the AASCE order);
+    ``filenames.csv`` (one image name a row), ``angles.csv`` (three angles a row, same order) and ``landmarks.csv``
+    (the 4N x then the 4N y coordinates, divided by the image width and height).
+
+    Args:
+        out_dir: the data set folder (created).
+        films: ``(name without suffix, (H, W) uint8 image, (N, 4, 2) corners, three angles)``; corners as [x, y] in
+            this package's order upper-left, upper-right, lower-right, lower-left.
+        split: the split folder name. Defaults to ``"training"``.
+        quality: JPEG quality. Defaults to ``95``.
+
+    Returns:
+        ``out_dir``.
+
+    Raises:
+        ValueError: an image that is not 2-D uint8, corners that are not (N, 4, 2), or not three angles.
+    """
+    from scipy.io import savemat
+
+    out = Path(out_dir)
+    images, labels = out / "data" / split, out / "labels" / split
+    images.mkdir(parents=True, exist_ok=True)
+    labels.mkdir(parents=True, exist_ok=True)
+    names, angle_rows, landmark_rows = [], [], []
+    for name, image, corners, angles in films:
+        a, c = np.asarray(image), np.asarray(corners, dtype=np.float64)
+        if a.ndim != 2 or a.dtype != np.uint8:
+            raise ValueError(f"{name}: image must be 2-D uint8, got {a.dtype} {a.shape}.")
+        if c.ndim != 3 or c.shape[1:] != (4, 2):
+            raise ValueError(f"{name}: corners must be (N, 4, 2), got {c.shape}.")
+        if len(angles) != 3:
+            raise ValueError(f"{name}: expected three angles, got {len(angles)}.")
+        p2 = c[:, [0, 1, 3, 2]].reshape(-1, 2)  # UL, UR, LR, LL -> top-left, top-right, bottom-left, bottom-right
+        file_name = f"{name}.jpg"
+        im = Image.fromarray(np.ascontiguousarray(a))
+        atomic_write(images / file_name, lambda tmp, im=im: im.save(tmp, format="JPEG", quality=int(quality)))
+        atomic_write(labels / f"{file_name}.mat", lambda tmp, p2=p2: savemat(tmp, {"p2": p2}, appendmat=False))
+        h, w = a.shape
+        names.append(file_name)
+        angle_rows.append(",".join(f"{float(v):.4f}" for v in angles))
+        landmark_rows.append(",".join(f"{v:.6f}" for v in np.concatenate([p2[:, 0] / w, p2[:, 1] / h])))
+    for file, rows in (("filenames.csv", names), ("angles.csv", angle_rows), ("landmarks.csv", landmark_rows)):
+        text = "".join(f"{r}\n" for r in rows)
+        atomic_write(labels / file, lambda tmp, text=text: Path(tmp).write_text(text, encoding="utf-8"))
+    return out
+
+
+def synthetic_to_aasce(
+    dataset_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    split: str = "test",
+    view: str = "coronal",
+    limit: int | None = None,
+    out_split: str = "training",
+) -> Path:
+    """Re-write one view of a synthetic data set's split in the AASCE layout (:func:`write_aasce`), from its corners.
+
+    The three angles are the generator's curves read as the AASCE table reads them: the largest curve, then the
+    largest curve above it and the largest curve below it (0 where there is none of at least 5 degrees).
+
+    Args:
+        dataset_dir: a folder written by :func:`r2mf_monai.data.synthetic.synthesize_dataset`.
+        out_dir: the AASCE-layout folder to write.
+        split: the synthetic split to take. Defaults to ``"test"``.
+        view: the view to take. Defaults to ``"coronal"``.
+        limit: at most this many patients (in patient order).
+        out_split: the split folder written. Defaults to ``"training"``.
+
+    Raises:
+        FileNotFoundError: no ``ground_truth.json`` in ``dataset_dir``.
+        ValueError: no patient in ``split``.
+    """
+    from r2mf_monai.data.synthetic.preview import read_display  # preview imports this module
+
+    root = Path(dataset_dir)
+    gt_file = root / "ground_truth.json"
+    if not gt_file.is_file():
+        raise FileNotFoundError(f"no ground_truth.json in '{root}' (not a synthetic data set).")
+    patients = [p for p in json.loads(gt_file.read_text())["patients"].values() if p["split"] == split]
+    if not patients:
+        raise ValueError(f"no patient in split '{split}' of '{root}'.")
+
+    def films() -> Iterator[tuple[str, np.ndarray, np.ndarray, list[float]]]:
+        for p in patients[:limit]:
+            v = p["views"][view]
+            curves = v["curves"]
+            main = max(range(len(curves)), key=lambda i: curves[i]["cobb_deg"]) if curves else None
+            above = [c["cobb_deg"] for c in curves[:main]] if main is not None else []
+            below = [c["cobb_deg"] for c in curves[main + 1 :]] if main is not None else []
+            angles = [float(v["major_cobb_deg"]), max(above, default=0.0), max(below, default=0.0)]
+            image = np.round(read_display(root / v["image"]) * 255).astype(np.uint8)
+            yield f"{p['patient_id']}_{view}", image, np.asarray(v["corners"]), angles
+
+    return write_aasce(out_dir, films(), split=out_split)

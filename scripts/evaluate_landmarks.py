@@ -1,0 +1,33 @@
+# Copyright (c) r2mf-monai contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Evaluate the measurement and the bundle on AASCE 2019 / SpineWeb dataset 16 films (vertebra-corner landmarks).
+
+The work lives in :mod:`r2mf_monai.experiments.public_benchmark` (also ``r2mf-monai evaluate-landmarks``); run with
+``--help`` for the options::
+
+    python scripts/evaluate_landmarks.py ~/data/aasce/boostnet_labeldata /tmp/eval_shipped
+    python scripts/evaluate_landmarks.py DATASET OUT --limit 20 --skip_inference     # ground-truth columns only
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run from a checkout without installing the package
+    sys.path.insert(0, str(REPO))
+
+from r2mf_monai.experiments.public_benchmark import main  # noqa: E402
+
+if __name__ == "__main__":
+    main()
