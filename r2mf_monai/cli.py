@@ -180,6 +180,7 @@ def infer(
     from monai.bundle import ConfigWorkflow
 
     from r2mf_monai.bundle_paths import default_bundle_root
+    from r2mf_monai.networks.utils import ensure_option
 
     bundle_root = os.path.abspath(bundle_dir) if bundle_dir else default_bundle_root()
     config_file = os.path.join(bundle_root, "configs", "inference.json")
@@ -200,11 +201,8 @@ def infer(
     if precision is not None:
         from r2mf_monai.inference.fast_inference import PRECISIONS
 
-        if precision not in PRECISIONS:
-            raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
-        overrides["precision"] = precision
-    if backend not in ("pytorch", "onnxruntime"):
-        raise ValueError(f"--backend must be 'pytorch' or 'onnxruntime', got '{backend}'")
+        overrides["precision"] = ensure_option("--precision", precision, PRECISIONS)
+    backend = ensure_option("--backend", backend, ("pytorch", "onnxruntime"))
     if backend == "onnxruntime":
         from r2mf_monai.inference.onnx_backend import onnx_overrides
 

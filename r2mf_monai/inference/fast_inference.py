@@ -49,6 +49,8 @@ import torch.nn as nn
 from monai.data import MetaTensor
 from monai.metrics import compute_dice
 
+from r2mf_monai.networks.utils import ensure_int, ensure_option
+
 __all__ = [
     "BACKENDS",
     "PRECISIONS",
@@ -222,16 +224,13 @@ class FastInferenceNetwork(nn.Module):
         super().__init__()
         if not isinstance(network, nn.Module):
             raise ValueError(f"network must be a torch.nn.Module, got {type(network).__name__}.")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got precision={precision!r}.")
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got backend={backend!r}.")
+        precision = ensure_option("precision", precision, PRECISIONS)
+        backend = ensure_option("backend", backend, BACKENDS)
         if backend == "torchscript" and precision == "bf16":
             raise ValueError("precision='bf16' needs backend 'eager' or 'compile' (TorchScript ignores autocast).")
         if not 0.0 <= float(min_dice) <= 1.0:
             raise ValueError(f"min_dice must be in [0, 1], got min_dice={min_dice!r}.")
-        if not isinstance(check_batches, int) or check_batches < 1:
-            raise ValueError(f"check_batches must be a positive integer, got check_batches={check_batches!r}.")
+        check_batches = ensure_int("check_batches", check_batches)
         fp32_modules = (fp32_modules,) if isinstance(fp32_modules, str) else tuple(fp32_modules or ())
         names = dict(network.named_modules())
         for name in fp32_modules:

@@ -20,13 +20,9 @@ import torch.nn as nn
 from monai.networks.blocks import Convolution
 from monai.networks.layers.utils import get_act_layer
 
+from r2mf_monai.networks.utils import ensure_int, ensure_spatial_dims
+
 __all__ = ["InceptionResidualBlock"]
-
-
-def _ensure_positive(name: str, value: int) -> int:
-    if int(value) != value or int(value) <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {name}={value!r}.")
-    return int(value)
 
 
 class InceptionResidualBlock(nn.Module):
@@ -51,7 +47,7 @@ class InceptionResidualBlock(nn.Module):
     writes the sum alone.
 
     Args:
-        spatial_dims: number of spatial dimensions, 2 or 3.
+        spatial_dims: number of spatial dimensions, 1, 2 or 3.
         in_channels: number of input channels.
         out_channels: number of output channels.
         branch_channels: output channels of each of the three branches, one integer for all three or a sequence of
@@ -75,16 +71,15 @@ class InceptionResidualBlock(nn.Module):
         norm: tuple | str | None = ("batch", {}),
     ) -> None:
         super().__init__()
-        if spatial_dims not in (1, 2, 3):
-            raise ValueError(f"spatial_dims must be 1, 2 or 3, got spatial_dims={spatial_dims!r}.")
-        in_channels = _ensure_positive("in_channels", in_channels)
-        out_channels = _ensure_positive("out_channels", out_channels)
+        spatial_dims = ensure_spatial_dims(spatial_dims)
+        in_channels = ensure_int("in_channels", in_channels)
+        out_channels = ensure_int("out_channels", out_channels)
         if branch_channels is None:
             branch_channels = max(out_channels // 2, 1)
         widths = [branch_channels] * 3 if isinstance(branch_channels, int) else list(branch_channels)
         if len(widths) != 3:
             raise ValueError(f"branch_channels must be an int or 3 ints, got branch_channels={branch_channels!r}.")
-        widths = [_ensure_positive("branch_channels", w) for w in widths]
+        widths = [ensure_int("branch_channels", w) for w in widths]
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.branch_channels = widths

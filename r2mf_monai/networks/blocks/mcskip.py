@@ -20,6 +20,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from monai.networks.blocks import Convolution
 
+from r2mf_monai.networks.utils import ensure_int, ensure_option, ensure_spatial_dims
+
 __all__ = ["MultiScaleCrossStageSkip"]
 
 _LINEAR_MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
@@ -65,14 +67,12 @@ class MultiScaleCrossStageSkip(nn.Module):
         norm: tuple | str | None = ("batch", {}),
     ) -> None:
         super().__init__()
-        if spatial_dims not in (1, 2, 3):
-            raise ValueError(f"spatial_dims must be 1, 2 or 3, got spatial_dims={spatial_dims!r}.")
-        if len(coarse_channels) == 0 or any(int(c) != c or c <= 0 for c in coarse_channels):
+        spatial_dims = ensure_spatial_dims(spatial_dims)
+        if len(coarse_channels) == 0:
             raise ValueError(f"coarse_channels must be positive integers, got coarse_channels={coarse_channels!r}.")
-        if int(out_channels) != out_channels or out_channels <= 0:
-            raise ValueError(f"out_channels must be a positive integer, got out_channels={out_channels!r}.")
-        if interp_mode not in ("linear", "nearest"):
-            raise ValueError(f"interp_mode must be 'linear' or 'nearest', got interp_mode={interp_mode!r}.")
+        coarse_channels = [ensure_int("coarse_channels", c) for c in coarse_channels]
+        out_channels = ensure_int("out_channels", out_channels)
+        interp_mode = ensure_option("interp_mode", interp_mode, ("linear", "nearest"))
         self.mode = _LINEAR_MODES[spatial_dims] if interp_mode == "linear" else "nearest"
         self.align_corners = False if interp_mode == "linear" else None
         self.resize_first = bool(resize_first)

@@ -18,6 +18,8 @@ import torch.nn as nn
 from monai.networks.blocks import Convolution
 from monai.networks.layers.utils import get_act_layer
 
+from r2mf_monai.networks.utils import ensure_int, ensure_option, ensure_spatial_dims
+
 __all__ = ["R2JumpConnection", "SKIP_FUSIONS"]
 
 SKIP_FUSIONS = ("add", "cat")
@@ -60,19 +62,10 @@ class R2JumpConnection(nn.Module):
         norm: tuple | str | None = ("batch", {}),
     ) -> None:
         super().__init__()
-        if spatial_dims not in (1, 2, 3):
-            raise ValueError(f"spatial_dims must be 1, 2 or 3, got spatial_dims={spatial_dims!r}.")
-        if int(channels) != channels or channels <= 0:
-            raise ValueError(f"channels must be a positive integer, got channels={channels!r}.")
-        if int(recurrent_steps) != recurrent_steps or recurrent_steps < 0:
-            raise ValueError(
-                f"recurrent_steps must be a non-negative integer, got recurrent_steps={recurrent_steps!r}."
-            )
-        if fusion not in SKIP_FUSIONS:
-            raise ValueError(f"fusion must be one of {SKIP_FUSIONS}, got fusion={fusion!r}.")
-        self.channels = int(channels)
-        self.recurrent_steps = int(recurrent_steps)
-        self.fusion = fusion
+        spatial_dims = ensure_spatial_dims(spatial_dims)
+        self.channels = ensure_int("channels", channels)
+        self.recurrent_steps = ensure_int("recurrent_steps", recurrent_steps, minimum=0)
+        self.fusion = ensure_option("fusion", fusion, SKIP_FUSIONS)
         bias = norm is None
         # W_r of eq. 2, shared by every step; none for T = 0 (no unused parameters, which DDP rejects)
         self.recurrent_conv = (

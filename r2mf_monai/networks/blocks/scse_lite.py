@@ -18,6 +18,8 @@ import torch.nn as nn
 from monai.networks.blocks import ChannelSELayer
 from monai.networks.layers.factories import Conv
 
+from r2mf_monai.networks.utils import ensure_int, ensure_spatial_dims
+
 __all__ = ["SCSELite"]
 
 
@@ -44,10 +46,8 @@ class SCSELite(nn.Module):
 
     def __init__(self, spatial_dims: int, in_channels: int, r: int = 2) -> None:
         super().__init__()
-        if spatial_dims not in (1, 2, 3):
-            raise ValueError(f"spatial_dims must be 1, 2 or 3, got spatial_dims={spatial_dims!r}.")
-        if int(in_channels) != in_channels or in_channels <= 0:
-            raise ValueError(f"in_channels must be a positive integer, got in_channels={in_channels!r}.")
+        spatial_dims = ensure_spatial_dims(spatial_dims)
+        in_channels = ensure_int("in_channels", in_channels)
         if int(r) != r or not 1 <= r <= in_channels:
             raise ValueError(f"r must be an integer in [1, in_channels={in_channels}], got r={r!r}.")
         self.cse = ChannelSELayer(spatial_dims, in_channels, r=int(r), acti_type_1="relu", acti_type_2="sigmoid")

@@ -26,6 +26,7 @@ from r2mf_monai.networks.blocks.inception import InceptionResidualBlock
 from r2mf_monai.networks.blocks.mcskip import MultiScaleCrossStageSkip
 from r2mf_monai.networks.blocks.r2jump import SKIP_FUSIONS, R2JumpConnection
 from r2mf_monai.networks.blocks.scse_lite import SCSELite
+from r2mf_monai.networks.utils import ensure_int, ensure_option, ensure_spatial_dims
 
 __all__ = ["R2MFNet", "R2MFnet", "r2mfnet"]
 
@@ -147,7 +148,7 @@ class R2MFNet(nn.Module):
     ================================  ====================================================================
 
     Args:
-        spatial_dims: number of spatial dimensions, 2 (radiographs) or 3. Defaults to ``2``.
+        spatial_dims: number of spatial dimensions, 1, 2 (radiographs) or 3. Defaults to ``2``.
         in_channels: number of image channels. Defaults to ``1``.
         out_channels: number of output channels (1 for spine versus background). Defaults to ``1``.
         channels: widths of the coarse network's levels, shallowest first; each level halves the resolution.
@@ -218,11 +219,9 @@ class R2MFNet(nn.Module):
         # the constructor's arguments as given, first thing (``locals()`` holds only them here): the bundle writes
         # them beside the weights (``model.json``, see r2mf_monai.checkpoint) so inference rebuilds this network
         self.init_args = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
-        if spatial_dims not in (1, 2, 3):
-            raise ValueError(f"spatial_dims must be 1, 2 or 3, got spatial_dims={spatial_dims!r}.")
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {name}={value!r}.")
+        spatial_dims = ensure_spatial_dims(spatial_dims)
+        in_channels = ensure_int("in_channels", in_channels)
+        out_channels = ensure_int("out_channels", out_channels)
         channels = self._check_widths("channels", channels)
         fine_channels = channels if fine_channels is None else self._check_widths("fine_channels", fine_channels)
         levels = len(channels)
@@ -230,8 +229,7 @@ class R2MFNet(nn.Module):
             raise ValueError(f"fine_channels must have {levels} entries like channels, got {fine_channels!r}.")
         if bottleneck_channels is None:
             bottleneck_channels = channels[-1]
-        if not isinstance(bottleneck_channels, int) or bottleneck_channels <= 0:
-            raise ValueError(f"bottleneck_channels must be a positive integer, got {bottleneck_channels!r}.")
+        bottleneck_channels = ensure_int("bottleneck_channels", bottleneck_channels)
         steps = list(range(levels, 0, -1)) if recurrent_steps is None else list(recurrent_steps)
         if len(steps) != levels or any(not isinstance(t, int) or t < 0 for t in steps):
             raise ValueError(
@@ -241,15 +239,13 @@ class R2MFNet(nn.Module):
             skip_fusion = (
                 ["add" if i < levels // 2 else "cat" for i in range(levels)] if use_r2jump else ["cat"] * levels
             )
-        fusions = list(skip_fusion)
-        if len(fusions) != levels or any(f not in SKIP_FUSIONS for f in fusions):
+        if isinstance(skip_fusion, str) or len(skip_fusion) != levels:
             raise ValueError(f"skip_fusion must be {levels} of {SKIP_FUSIONS}, got skip_fusion={skip_fusion!r}.")
+        fusions = [ensure_option("skip_fusion", f, SKIP_FUSIONS) for f in skip_fusion]
         if not isinstance(branch_channels, (int, float)) or not 0 < branch_channels <= 4:
             raise ValueError(f"branch_channels must be a fraction in (0, 4], got branch_channels={branch_channels!r}.")
-        if not isinstance(mcskip_span, int) or mcskip_span < 1:
-            raise ValueError(f"mcskip_span must be a positive integer, got mcskip_span={mcskip_span!r}.")
-        if mcskip_interp not in ("linear", "nearest"):
-            raise ValueError(f"mcskip_interp must be 'linear' or 'nearest', got mcskip_interp={mcskip_interp!r}.")
+        mcskip_span = ensure_int("mcskip_span", mcskip_span)
+        mcskip_interp = ensure_option("mcskip_interp", mcskip_interp, ("linear", "nearest"))
         if not isinstance(scse_reduction, int) or not 1 <= scse_reduction <= bottleneck_channels:
             raise ValueError(
                 f"scse_reduction must be an integer in [1, bottleneck_channels={bottleneck_channels}], "
@@ -257,8 +253,7 @@ class R2MFNet(nn.Module):
             )
         if dropout is not None and (not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0):
             raise ValueError(f"dropout must be None or a rate in [0, 1), got dropout={dropout!r}.")
-        if upsample not in _UPSAMPLE_MODES:
-            raise ValueError(f"upsample must be one of {_UPSAMPLE_MODES}, got upsample={upsample!r}.")
+        upsample = ensure_option("upsample", upsample, _UPSAMPLE_MODES)
         try:
             get_act_layer(act)
         except Exception as e:  # MONAI's factories raise TypeError, KeyError or LookupError
@@ -330,9 +325,7 @@ class R2MFNet(nn.Module):
     def _check_widths(name: str, widths: Sequence[int]) -> list[int]:
         if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence) or len(widths) < 1:
             raise ValueError(f"{name} must be a non-empty sequence of positive integers, got {name}={widths!r}.")
-        if any(not isinstance(c, int) or c <= 0 for c in widths):
-            raise ValueError(f"{name} must be positive integers, got {name}={widths!r}.")
-        return list(widths)
+        return [ensure_int(name, c) for c in widths]
 
     def _init_weights(self, act: tuple | str) -> None:
         """He-normal initialisation of every convolution (§3.7), with the leaky slope where the activation has one."""

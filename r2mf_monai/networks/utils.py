@@ -1,0 +1,70 @@
+# Copyright (c) r2mf-monai contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Argument checks shared by the networks, the inference wrapper and the experiments.
+
+Bad arguments raise ValueError at construction with the argument's name and value in the message (as MONAI's
+networks do); string modes are looked up with MONAI's :func:`monai.utils.look_up_option`.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Collection
+from typing import Any
+
+from monai.utils import look_up_option
+
+__all__ = ["SPATIAL_DIMS", "ensure_int", "ensure_option", "ensure_spatial_dims"]
+
+SPATIAL_DIMS = (1, 2, 3)
+"""The spatial dimensions the networks are built for (MONAI's ``Conv``, ``Pool`` and norm factories)."""
+
+
+def ensure_int(name: str, value: Any, minimum: int = 1) -> int:
+    """``value`` as an ``int`` when it is a whole number of at least ``minimum``.
+
+    Args:
+        name: the argument's name, for the message.
+        value: the value to check; an integral float such as ``4.0`` is accepted, a bool is not.
+        minimum: the smallest value allowed. Defaults to ``1`` (a positive integer).
+
+    Raises:
+        ValueError: naming the argument and its value.
+    """
+    whole = isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value).is_integer()
+    if not whole or value < minimum:
+        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {kind}, got {name}={value!r}.")
+    return int(value)
+
+
+def ensure_spatial_dims(spatial_dims: Any) -> int:
+    """``spatial_dims`` when it is one of :data:`SPATIAL_DIMS`.
+
+    Raises:
+        ValueError: naming the argument and its value.
+    """
+    if isinstance(spatial_dims, bool) or spatial_dims not in SPATIAL_DIMS:
+        raise ValueError(f"spatial_dims must be 1, 2 or 3, got spatial_dims={spatial_dims!r}.")
+    return int(spatial_dims)
+
+
+def ensure_option(name: str, value: Any, supported: Collection[Any]) -> Any:
+    """``value`` when it is one of ``supported`` (MONAI's :func:`~monai.utils.look_up_option`).
+
+    Raises:
+        ValueError: naming the argument, its value and the supported ones.
+    """
+    try:
+        return look_up_option(value, supported)
+    except ValueError as e:
+        raise ValueError(f"{name}: {e}".replace("\n", " ").strip()) from None
