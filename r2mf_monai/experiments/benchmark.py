@@ -113,13 +113,20 @@ PATH_LABELS = {
 }
 BF16_PATHS = ("bf16", "bf16_mixed", "bf16_compile", "cuda_amp")
 
-FP32_MODULES: dict[str, tuple[str, ...]] = {
-    "r2mfnet": ("coarse.encoder.0", "fine.encoder.0"),
-    "two_stage_unet": ("coarse.encoder.0", "fine.encoder.0"),
+PATH_OPTIONS: dict[str, dict[str, Any]] = {
+    "channels_last": {"precision": "fp32", "channels_last": True},
+    "bf16": {"precision": "bf16", "channels_last": True, "fp32_modules": ()},
+    "bf16_mixed": {"precision": "bf16", "channels_last": True, "fp32_modules": None},
+    "torchscript": {"precision": "fp32", "backend": "torchscript"},
+    "compile": {"precision": "fp32", "channels_last": True, "backend": "compile"},
+    "bf16_compile": {"precision": "bf16", "channels_last": True, "backend": "compile", "fp32_modules": ()},
+    "auto": {"precision": "auto", "fp32_modules": ()},
+    "cuda_fp32": {"precision": "fp32", "channels_last": True},
 }
-"""Submodules the ``bf16_mixed`` path keeps in float32: the full-resolution input level of both stages, where
-bfloat16 rounds the image itself (measured to cause most of the bfloat16 mask disagreement of R2MF-Net). Models
-without an entry have no ``bf16_mixed`` row."""
+"""The :func:`~r2mf_monai.inference.fast_inference.prepare_for_inference` arguments of each prepared path.
+``bf16_mixed`` keeps the submodules the network names with ``float32_modules()`` in float32 (R2MF-Net's
+full-resolution input level, where bfloat16 rounds the image itself); models without that method have no
+``bf16_mixed`` row."""
 
 # narrow widths for --smoke: every model at a few thousand parameters
 SMOKE_OVERRIDES: dict[str, dict[str, Any]] = {
@@ -319,21 +326,10 @@ def _runner(spec: dict[str, Any], net: nn.Module, work: Path) -> tuple[Any, str]
     path = spec["path"]
     if path == "eager_fp32":
         return net, "cpu"
-    if path == "channels_last":
-        return prepare_for_inference(net, precision="fp32", channels_last=True).eval(), "cpu"
-    if path == "bf16":
-        return prepare_for_inference(net, precision="bf16", channels_last=True).eval(), "cpu"
-    if path == "bf16_mixed":
-        islands = FP32_MODULES[spec["model"]]
-        return prepare_for_inference(net, precision="bf16", channels_last=True, fp32_modules=islands).eval(), "cpu"
-    if path == "torchscript":
-        return prepare_for_inference(net, precision="fp32", backend="torchscript").eval(), "cpu"
-    if path == "compile":
-        return prepare_for_inference(net, precision="fp32", channels_last=True, backend="compile").eval(), "cpu"
-    if path == "bf16_compile":
-        return prepare_for_inference(net, precision="bf16", channels_last=True, backend="compile").eval(), "cpu"
-    if path == "auto":
-        return prepare_for_inference(net, precision="auto").eval(), "cpu"
+    if path == "cuda_fp32":
+        return prepare_for_inference(net.cuda(), **PATH_OPTIONS[path]), "cuda"
+    if path in PATH_OPTIONS:
+        return prepare_for_inference(net, **PATH_OPTIONS[path]), "cpu"
     if path == "onnxruntime":
         from r2mf_monai.inference.onnx_backend import OnnxRuntimeNetwork, export_onnx
 
@@ -341,10 +337,8 @@ def _runner(spec: dict[str, Any], net: nn.Module, work: Path) -> tuple[Any, str]
         if not onnx_file.is_file():
             export_onnx(copy.deepcopy(net), onnx_file, int(spec["image_size"]), verify=False)
         return OnnxRuntimeNetwork(onnx_file), "cpu"
-    if path == "cuda_fp32":
-        return prepare_for_inference(net.cuda(), precision="fp32", channels_last=True).eval(), "cuda"
     if path == "cuda_amp":
-        inner = prepare_for_inference(net.cuda(), precision="fp32", channels_last=True).eval()
+        inner = prepare_for_inference(net.cuda(), **PATH_OPTIONS["cuda_fp32"])
 
         def amp(x: torch.Tensor) -> torch.Tensor:
             with torch.autocast("cuda", dtype=torch.float16):
@@ -484,12 +478,7 @@ def _agreement(spec: dict[str, Any]) -> dict[str, Any]:
                 export_onnx(copy.deepcopy(net), onnx_file, int(images.shape[-1]), verify=False)
             fn: Any = OnnxRuntimeNetwork(onnx_file)
         else:
-            precision = "fp32" if path == "channels_last" else "bf16"
-            islands = FP32_MODULES["r2mfnet"] if path == "bf16_mixed" else ()
-            backend = "compile" if path == "bf16_compile" else "eager"
-            fn = prepare_for_inference(
-                net, precision=precision, channels_last=True, fp32_modules=islands, backend=backend
-            ).eval()
+            fn = prepare_for_inference(net, **PATH_OPTIONS[path])
         out = logits(fn)
         dice = compute_dice((ref > 0).float(), (out > 0).float(), include_background=True, ignore_empty=False)
         dice = dice.flatten()
@@ -813,7 +802,8 @@ def run_benchmark(
             overrides = SMOKE_OVERRIDES.get(model, {}) if smoke else {}
             label, _ = MODELS[model]
             try:
-                complexity = count_complexity(build_network(model, configs.parent, overrides), image_size)
+                network = build_network(model, configs.parent, overrides)
+                complexity = count_complexity(network, image_size)
             except Exception as e:  # e.g. DeepLabV3+ without segmentation-models-pytorch
                 reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
                 for path in paths:
@@ -836,7 +826,7 @@ def run_benchmark(
                 "checkpoint": str(checkpoint) if checkpoint and model == "r2mfnet" else None,
             }
             for path in tqdm(paths, desc=model, position=1, leave=False):
-                if path == "bf16_mixed" and model not in FP32_MODULES:
+                if path == "bf16_mixed" and not hasattr(network, "float32_modules"):
                     continue
                 if path in GPU_PATHS and not torch.cuda.is_available():
                     row: dict[str, Any] = {"error": "no CUDA device"}

@@ -25,9 +25,9 @@ wrapped network unchanged; in eval mode its first forward builds, once, an infer
   it natively (CPU flags ``avx512_bf16`` or ``amx_bf16``, or a CUDA device that supports it) and only if, on the
   first ``check_batches`` batches it sees (3 by default: one patient's three views), the bfloat16 masks agree with
   the float32 masks (worst Dice >= ``min_dice``, 0.995 by default); otherwise float32. The checked batches return
-  their float32 output. ``fp32_modules`` names submodules that stay float32 inside the bfloat16 path (for R2MF-Net,
-  the full-resolution input level of both stages: bfloat16's 8-bit mantissa there, where the image itself and
-  the first features are rounded, caused most of the mask disagreement measured in bundle/docs/benchmark.md).
+  their float32 output. ``fp32_modules`` names submodules that stay float32 inside the bfloat16 path; by default
+  those the network names itself with a ``float32_modules()`` method (R2MF-Net: the full-resolution input level of
+  both stages, :py:meth:`R2MFNet.float32_modules`), none for a network without one.
 
 The output is always float32 logits in the contiguous layout, and a :class:`monai.data.MetaTensor` input gives a
 MetaTensor output with the input's metadata (what a convolution on a MetaTensor gives), so post-processing such as
@@ -198,7 +198,8 @@ class FastInferenceNetwork(nn.Module):
             views when the bundle feeds one image a batch).
         threshold: logit above which a pixel is foreground, for that check. Defaults to ``0.0`` (probability 0.5).
         fp32_modules: names (as in ``network.named_modules()``) of submodules computed in float32 on the bfloat16
-            path: their tensor inputs are cast to float32 and autocast is off inside them. Defaults to ``()``.
+            path: their tensor inputs are cast to float32 and autocast is off inside them; ``()`` for none. Defaults
+            to ``None``: those of ``network.float32_modules()`` where the network has that method, else none.
 
     Attributes:
         selected_precision: the precision in use (``None`` while ``"auto"`` is still checking).
@@ -219,7 +220,7 @@ class FastInferenceNetwork(nn.Module):
         min_dice: float = 0.995,
         threshold: float = 0.0,
         check_batches: int = 3,
-        fp32_modules: Sequence[str] = (),
+        fp32_modules: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(network, nn.Module):
@@ -231,7 +232,9 @@ class FastInferenceNetwork(nn.Module):
         if not 0.0 <= float(min_dice) <= 1.0:
             raise ValueError(f"min_dice must be in [0, 1], got min_dice={min_dice!r}.")
         check_batches = ensure_int("check_batches", check_batches)
-        fp32_modules = (fp32_modules,) if isinstance(fp32_modules, str) else tuple(fp32_modules or ())
+        if fp32_modules is None:
+            fp32_modules = tuple(network.float32_modules()) if hasattr(network, "float32_modules") else ()
+        fp32_modules = (fp32_modules,) if isinstance(fp32_modules, str) else tuple(fp32_modules)
         names = dict(network.named_modules())
         for name in fp32_modules:
             if not name or name not in names:
@@ -407,9 +410,9 @@ def prepare_for_inference(
     backend: str = "eager",
     min_dice: float = 0.995,
     check_batches: int = 3,
-    fp32_modules: Sequence[str] = (),
+    fp32_modules: Sequence[str] | None = None,
 ) -> nn.Module:
-    """Wrap ``network`` for fast inference; use the result as the bundle's ``network``.
+    """Wrap ``network`` for fast inference, ready to infer (in eval mode); use the result as the bundle's ``network``.
 
     A network without parameters (e.g. :class:`r2mf_monai.inference.onnx_backend.OnnxRuntimeNetwork`, whose weights
     live in another runtime) has nothing to prepare and is returned unchanged, so the same config serves both backends.
@@ -429,7 +432,12 @@ def prepare_for_inference(
         backend: ``"eager"``, ``"torchscript"`` or ``"compile"``. Defaults to ``"eager"``.
         min_dice: the agreement ``"auto"`` requires. Defaults to ``0.995``.
         check_batches: batches ``"auto"`` checks before adopting bfloat16. Defaults to ``3``.
-        fp32_modules: submodules kept in float32 on the bfloat16 path. Defaults to ``()``.
+        fp32_modules: submodules kept in float32 on the bfloat16 path; ``()`` for none. Defaults to ``None``: those
+            the network names with ``float32_modules()`` (R2MF-Net's input level), none for other networks.
+
+    Returns:
+        a :class:`FastInferenceNetwork` in eval mode (``.train()`` on it runs the wrapped network unprepared), or
+        ``network`` itself when it has no parameters.
 
     Raises:
         ValueError: for a bad argument (the message names it).
@@ -437,7 +445,7 @@ def prepare_for_inference(
     if isinstance(network, nn.Module) and next(network.parameters(), None) is None:
         logger.info("%s has no parameters (another runtime runs it): used as it is", type(network).__name__)
         return network
-    return FastInferenceNetwork(
+    wrapper = FastInferenceNetwork(
         network,
         precision=precision,
         channels_last=channels_last,
@@ -447,3 +455,4 @@ def prepare_for_inference(
         check_batches=check_batches,
         fp32_modules=fp32_modules,
     )
+    return wrapper.eval()

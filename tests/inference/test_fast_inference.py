@@ -25,6 +25,7 @@ import torch
 from ignite.engine import Engine
 from monai.data import MetaTensor
 from monai.handlers import CheckpointLoader
+from monai.networks.nets import UNet
 
 from r2mf_monai.inference.fast_inference import (
     FastInferenceNetwork,
@@ -98,9 +99,9 @@ def test_path_agrees_with_eager_fp32(reference, kwargs: dict, low_precision: boo
 @pytest.mark.parametrize("backend", ["eager", pytest.param("compile", marks=pytest.mark.slow)])
 def test_float32_islands(reference, backend: str) -> None:
     net, x, ref = reference
-    plain = prepare_for_inference(net, precision="bf16").eval()
-    everything = prepare_for_inference(net, precision="bf16", fp32_modules=["coarse", "fine"], backend=backend).eval()
-    level0 = prepare_for_inference(net, precision="bf16", fp32_modules=["coarse.encoder.0", "fine.encoder.0"]).eval()
+    plain = prepare_for_inference(net, precision="bf16", fp32_modules=())
+    everything = prepare_for_inference(net, precision="bf16", fp32_modules=["coarse", "fine"], backend=backend)
+    level0 = prepare_for_inference(net, precision="bf16", fp32_modules=["coarse.encoder.0", "fine.encoder.0"])
     scale = float(ref.abs().max())
     # with every stage in float32, the bfloat16 path computes float32 (up to the folded batch norm's rounding)
     assert float((everything(x) - ref).abs().max()) / scale < 1e-4
@@ -111,6 +112,27 @@ def test_float32_islands(reference, backend: str) -> None:
     fp32 = prepare_for_inference(net, precision="fp32", fp32_modules=["coarse.encoder.0"]).eval()
     torch.testing.assert_close(fp32(x), ref, rtol=1e-4, atol=1e-4 * scale)
     assert not any("Island" in type(m).__name__ for m in net.modules())
+
+
+def test_default_islands_are_the_networks_own(reference) -> None:
+    net, x, _ = reference
+    fast = prepare_for_inference(net, precision="bf16")
+    assert fast.fp32_modules == net.float32_modules() == ("coarse.encoder.0", "fine.encoder.0")
+    # a network that names none (a MONAI baseline) gets none
+    unet = UNet(2, 1, 1, channels=(4, 8), strides=(2,))
+    assert prepare_for_inference(unet, precision="bf16").fp32_modules == ()
+
+
+@pytest.mark.parametrize("kwargs", [{"precision": "fp32"}, {"precision": "auto"}, {"backend": "torchscript"}])
+def test_returned_ready_for_inference(reference, kwargs: dict) -> None:
+    """No ``.eval()`` needed: the wrapper comes back in eval mode and runs the prepared copy."""
+    net, x, ref = reference
+    net.train()
+    fast = prepare_for_inference(net, **kwargs)
+    assert not fast.training and not net.training
+    out = fast(x)
+    assert out.shape == ref.shape  # eval mode: the fine output alone, not training's [fine, coarse] stack
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
 
 
 def test_auto_selects_by_hardware_and_agreement(reference) -> None:

@@ -365,6 +365,16 @@ class R2MFNet(nn.Module):
             return torch.stack([fine, coarse], dim=1)
         return fine
 
+    def float32_modules(self) -> tuple[str, ...]:
+        """Names of the submodules to keep in float32 when inference runs in bfloat16: the full-resolution input
+        level of both stages (``coarse.encoder.0``, ``fine.encoder.0``).
+
+        Not from the paper: bfloat16's 8-bit mantissa there rounds the image itself and the first features, which
+        caused most of the bfloat16 mask disagreement measured in ``bundle/docs/benchmark.md``.
+        :func:`r2mf_monai.inference.fast_inference.prepare_for_inference` reads this list by default.
+        """
+        return ("coarse.encoder.0", "fine.encoder.0")
+
     @torch.no_grad()
     def fuse_for_inference(self) -> R2MFNet:
         """Fold every batch normalisation into the convolution before it, for faster inference.
