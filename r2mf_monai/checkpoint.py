@@ -24,6 +24,7 @@ naming both shapes (:func:`check_checkpoint_fits`) instead of PyTorch's list of 
 from __future__ import annotations
 
 import datetime
+import importlib
 import json
 import logging
 import os
@@ -66,6 +67,17 @@ def _unwrap(network: torch.nn.Module) -> torch.nn.Module:
     return network
 
 
+def _public_path(cls: type) -> str:
+    """The ``package.Class`` that configs use for ``cls`` (``monai.networks.nets.UNet``, not ``...unet.UNet``)."""
+    parts = cls.__module__.split(".")
+    # the deepest package that exports it, as MONAI's configs name classes; the defining module last
+    for end in [*range(len(parts) - 1, 0, -1), len(parts)]:
+        module = importlib.import_module(".".join(parts[:end]))
+        if getattr(module, cls.__qualname__, None) is cls:
+            return f"{module.__name__}.{cls.__qualname__}"
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def describe_network(network: torch.nn.Module) -> dict[str, Any]:
     """The ``network_def`` that rebuilds ``network``: ``{"_target_": "module.Class", **arguments}``.
 
@@ -73,9 +85,8 @@ def describe_network(network: torch.nn.Module) -> dict[str, Any]:
     baselines) is described by its class alone, and :func:`network_from_checkpoint` asks for its arguments.
     """
     network = _unwrap(network)
-    cls = type(network)
     args = getattr(network, "init_args", None)
-    described = {"_target_": f"{cls.__module__}.{cls.__qualname__}"}
+    described = {"_target_": _public_path(type(network))}
     if isinstance(args, dict):
         described.update(json.loads(json.dumps(args)))  # tuples become lists, as in a JSON config
     return described
@@ -133,8 +144,13 @@ def _state_dict(ckpt_path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return state
 
 
-def check_checkpoint_fits(network: torch.nn.Module, ckpt_path: str | os.PathLike) -> None:
+def check_checkpoint_fits(network: torch.nn.Module, ckpt_path: str | os.PathLike, hint: str = "") -> None:
     """Raise one line when the checkpoint's tensors do not fit ``network`` (names, shapes), else nothing.
+
+    Args:
+        network: the network the weights are meant for.
+        ckpt_path: a state dict, or a dict with a ``"model"`` state dict (MONAI's ``CheckpointSaver``).
+        hint: appended to the message (what to do).
 
     Raises:
         FileNotFoundError: when the checkpoint does not exist.
@@ -156,8 +172,7 @@ def check_checkpoint_fits(network: torch.nn.Module, ckpt_path: str | os.PathLike
     if problems:
         more = f" (and {len(problems) - 1} more tensors differ)" if len(problems) > 1 else ""
         raise CheckpointMismatchError(
-            f"'{ckpt_path}' does not fit {type(_unwrap(network)).__name__}: {problems[0]}{more}; drop the "
-            f"network_def/image_size overrides to build the network from '{model_config_path(ckpt_path).name}'."
+            f"'{ckpt_path}' does not fit {type(_unwrap(network)).__name__}: {problems[0]}{more}{hint}"
         )
 
 
@@ -187,7 +202,11 @@ def network_from_checkpoint(ckpt_path: str | os.PathLike, **overrides: Any) -> t
             f"could not build {network_def['_target_']} from '{model_config_path(ckpt_path)}': "
             f"{type(cause).__name__}: {cause}; give the network's arguments (network_def)."
         ) from e
-    check_checkpoint_fits(network, ckpt_path)
+    if overrides:
+        hint = f"; drop the overrides {sorted(overrides)} to build it as '{model_config_path(ckpt_path).name}' says"
+    else:
+        hint = f"; '{model_config_path(ckpt_path).name}' does not describe this checkpoint"
+    check_checkpoint_fits(network, ckpt_path, hint=hint)
     return network
 
 

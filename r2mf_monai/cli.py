@@ -152,6 +152,7 @@ def infer(
     onnx_path: str | None = None,
     measure: bool = False,
     precision: str | None = None,
+    model: str | None = None,
 ) -> str:
     """Segment every radiograph in INPUT_DIR (DICOM, PNG, JPEG, NIfTI) with the bundle's inference.json.
 
@@ -174,6 +175,8 @@ def infer(
             with one report per patient whose views are named ``<patient>_<view>``, in ``OUTPUT_DIR/measurements``.
         precision: ``auto`` (bfloat16 where the device runs it natively and its masks agree with float32's, else
             float32), ``fp32`` (force float32) or ``bf16``; defaults to inference.json's ``precision`` (``auto``).
+        model: the weights (``ckpt_path``); defaults to ``BUNDLE/models/model.pt``. The network and image size come
+            from the ``.json`` beside it (``model.json``), which training writes.
     """
     import os
 
@@ -196,6 +199,10 @@ def infer(
         "output_formats": fmt,
         "save_overlay": bool(overlay),
     }
+    if model is not None:
+        if not os.path.isfile(model):
+            raise FileNotFoundError(f"--model '{model}' does not exist")
+        overrides["ckpt_path"] = os.path.abspath(model)
     if device is not None:
         overrides["device"] = f"$torch.device('{device}')"
     if precision is not None:
@@ -206,7 +213,7 @@ def infer(
     if backend == "onnxruntime":
         from r2mf_monai.inference.onnx_backend import onnx_overrides
 
-        overrides.update(onnx_overrides(config_file, bundle_root, onnx_path))
+        overrides.update(onnx_overrides(config_file, bundle_root, onnx_path, ckpt_path=model))
     workflow = ConfigWorkflow(
         config_file=config_file,
         meta_file=os.path.join(bundle_root, "configs", "metadata.json"),
@@ -214,8 +221,19 @@ def infer(
         workflow_type="infer",
         **overrides,
     )
-    workflow.initialize()
-    workflow.run()
+    try:
+        workflow.initialize()
+        workflow.run()
+    except Exception as e:
+        # a checkpoint without its model.json, or one that does not fit its network: one line, not MONAI's traceback
+        from r2mf_monai.checkpoint import CheckpointMismatchError
+
+        cause: BaseException | None = e
+        while cause is not None and not isinstance(cause, (CheckpointMismatchError, FileNotFoundError)):
+            cause = cause.__cause__
+        if cause is None:
+            raise
+        raise SystemExit(f"r2mf-monai infer: {cause}") from None
     workflow.finalize()
     if measure:
         from r2mf_monai.measure.report import measure_path

@@ -14,8 +14,8 @@
 Every model is trained and evaluated by the bundle itself, exactly as a user runs it::
 
     python -m monai.bundle run training   --config_file "['configs/train.json', <baseline override>]" ...
-    python -m monai.bundle run evaluating --config_file "['configs/train.json', <baseline override>,
-                                                          'configs/evaluate.json']" ...
+    python -m monai.bundle run evaluating --config_file "['configs/train.json', 'configs/evaluate.json',
+                                                          <baseline override>]" ...
 
 with the data set, image size, epochs, seed and output folders as overrides. The models are R2MF-Net, the cumulative
 ablation ladder of Table 2 (baseline two-stage U-Net, + R2-Jump, + Inception-R, + MC-Skip; + SCSE-Lite is the full
@@ -209,7 +209,8 @@ def run_model(name: str, args: argparse.Namespace, configs: Path, data_dir: Path
             "output_dir": str(run_dir / "logs"),
         }
         _bundle(
-            ["run", "evaluating", "--config_file", json.dumps([*files, str(configs / "evaluate.json")])],
+            # a baseline's override goes last: its network_def replaces evaluate.json's (built from model.json)
+            ["run", "evaluating", "--config_file", json.dumps([files[0], str(configs / "evaluate.json"), *files[1:]])],
             evaluate,
             run_dir / "eval.log",
             configs.parent,

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from monai.handlers import from_engine
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 if TYPE_CHECKING:
     import torch
@@ -62,6 +63,7 @@ class TrainingProgress:
         self.output_transform = output_transform
         self.bar = bar
         self._pbar: tqdm | None = None
+        self._redirect: Any = None
         self._loss_sum, self._loss_count, self._epoch_start = 0.0, 0, 0.0
 
     def attach(self, engine: Engine) -> None:
@@ -76,6 +78,9 @@ class TrainingProgress:
     def _started(self, engine: Engine) -> None:
         total = engine.state.max_epochs * engine.state.epoch_length
         if self.bar:
+            # log lines (ours, MONAI's, ignite's) go through tqdm.write while the bar is up, so they do not cut it
+            self._redirect = logging_redirect_tqdm()
+            self._redirect.__enter__()
             self._pbar = tqdm(total=total, initial=engine.state.iteration, desc="training", unit="it", leave=True)
 
     def _epoch_started(self, engine: Engine) -> None:
@@ -116,14 +121,12 @@ class TrainingProgress:
         return f"epoch {engine.state.epoch}/{engine.state.max_epochs}: " + ", ".join(parts)
 
     def _epoch_completed(self, engine: Engine) -> None:
-        line = self.summary(engine)
-        if self._pbar is not None:
-            with self._pbar.external_write_mode():
-                logger.info(line)
-        else:
-            logger.info(line)
+        logger.info(self.summary(engine))
 
     def _close(self, engine: Engine) -> None:
         if self._pbar is not None:
             self._pbar.close()
             self._pbar = None
+        if self._redirect is not None:
+            self._redirect.__exit__(None, None, None)
+            self._redirect = None

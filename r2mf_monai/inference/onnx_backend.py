@@ -186,7 +186,10 @@ def export_onnx(
 
 
 def onnx_overrides(
-    config_file: str | os.PathLike, bundle_root: str | os.PathLike, onnx_path: str | os.PathLike | None = None
+    config_file: str | os.PathLike,
+    bundle_root: str | os.PathLike,
+    onnx_path: str | os.PathLike | None = None,
+    ckpt_path: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Config overrides that make the bundle's ``inference.json`` run on ONNX Runtime.
 
@@ -198,7 +201,8 @@ def onnx_overrides(
     Args:
         config_file: the bundle's ``inference.json``.
         bundle_root: the bundle folder (``bundle_root`` of the config).
-        onnx_path: the ONNX model. Defaults to ``BUNDLE/models/model.onnx``.
+        onnx_path: the ONNX model. Defaults to the checkpoint's name with ``.onnx`` (``BUNDLE/models/model.onnx``).
+        ckpt_path: the checkpoint to export from. Defaults to the config's ``ckpt_path`` (``models/model.pt``).
 
     Raises:
         FileNotFoundError: when the ONNX file is missing and so is the checkpoint to export it from.
@@ -208,9 +212,11 @@ def onnx_overrides(
     parser = ConfigParser()
     parser.read_config(str(config_file))
     parser["bundle_root"] = os.path.abspath(bundle_root)
-    default = not onnx_path
-    onnx_path = Path(onnx_path) if onnx_path else Path(bundle_root) / "models" / "model.onnx"
+    if ckpt_path:
+        parser["ckpt_path"] = os.path.abspath(ckpt_path)
     ckpt = parser.get_parsed_content("ckpt_path")
+    default = not onnx_path
+    onnx_path = Path(onnx_path) if onnx_path else Path(ckpt).with_suffix(".onnx")
     # the default model.onnx is derived from model.pt: export it when missing, and again after retraining
     stale = (
         default and onnx_path.is_file() and os.path.isfile(ckpt) and os.path.getmtime(ckpt) > onnx_path.stat().st_mtime
