@@ -17,11 +17,14 @@ On a CPU-only machine install ``torch==2.13.0`` (or a wheel from PyTorch's CPU i
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
+# the version is written once, in r2mf_monai/__init__.py (importing the package here would need its dependencies)
+VERSION = re.search(r'^__version__ = "([^"]+)"', (HERE / "r2mf_monai" / "__init__.py").read_text(), re.M).group(1)
 
 INSTALL_REQUIRES = [
     "monai>=1.6,<1.7",
@@ -65,7 +68,7 @@ EXTRAS["test"] = [
 
 setup(
     name="r2mf-monai",
-    version="0.1.0",
+    version=VERSION,
     description="R2MF-Net spinal-column segmentation of scoliosis radiographs as a MONAI bundle, with Cobb angles",
     long_description=(HERE / "README.md").read_text(encoding="utf-8") if (HERE / "README.md").exists() else "",
     long_description_content_type="text/markdown",
