@@ -329,10 +329,11 @@ def evaluate_landmarks(
         min_cobb: smallest curve measured, degrees.
         worst: films on the contact sheet.
         bundle_dir: the bundle folder; defaults to ``./bundle`` or the current folder.
-        ckpt_path: the weights; defaults to ``BUNDLE/models/model.pt``.
-        image_size: the network's input side (must match the weights); defaults to inference.json's.
-        network_def: a whole ``network_def`` (a dict) instead of inference.json's.
-        overrides: other bundle keys, e.g. ``'{"network_def#channels": [32,64,128,256], "precision": "fp32"}'``.
+        ckpt_path: the weights; defaults to ``BUNDLE/models/model.pt``. With a ``model.json`` beside them (what
+            training writes) they bring their own network and input size.
+        image_size: the network's input side, for weights without a ``model.json``.
+        network_def: a whole ``network_def`` (a dict), for weights without a ``model.json``.
+        overrides: other bundle keys, e.g. ``'{"precision": "fp32", "review": false}'``.
         device: ``cpu``, ``cuda`` or ``cuda:N``.
     """
     import shlex

@@ -291,10 +291,11 @@ def run_bundle_inference(
         films: the films.
         output_dir: folder for the masks.
         bundle_dir: the bundle folder; defaults to ``./bundle`` or the current folder (whichever holds configs/).
-        ckpt_path: the weights; defaults to the bundle's ``models/model.pt``.
-        image_size: the network's input side; defaults to inference.json's (must match the weights).
-        network_def: a whole ``network_def`` to use instead of inference.json's (e.g. another width).
-        overrides: any other bundle keys, e.g. ``{"network_def#channels": [32, 64, 128, 256], "precision": "fp32"}``.
+        ckpt_path: the weights; defaults to the bundle's ``models/model.pt``. With a ``model.json`` beside them
+            (what training writes) they bring their own network and input size.
+        image_size: the network's input side, for weights without a ``model.json``.
+        network_def: a whole ``network_def`` instead of inference.json's, for weights without a ``model.json``.
+        overrides: any other bundle keys, e.g. ``{"precision": "fp32", "review": False}``.
         device: ``cpu``, ``cuda`` or ``cuda:N``; defaults to the config's.
 
     Raises:

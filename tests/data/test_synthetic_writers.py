@@ -23,6 +23,7 @@ from r2mf_monai.data.synthetic.writers import (
     atomic_write,
     synthetic_uid,
     to_stored,
+    write_aasce,
     write_dicom,
     write_json,
     write_mask,
@@ -175,3 +176,24 @@ def test_synthetic_uid():
     assert a == synthetic_uid(0, "P0001", "study")
     assert a != synthetic_uid(1, "P0001", "study") and a != synthetic_uid(0, "P0002", "study")
     assert UID(a).is_valid
+
+
+def test_write_aasce_roundtrip(tmp_path):
+    """Corners come back in the AASCE order from the .mat and the (normalised) csv; angles in file order."""
+    from r2mf_monai.data.landmarks import read_csv_landmarks, read_mat_landmarks
+
+    rng = np.random.default_rng(0)
+    corners = np.array([[[10, 5], [20, 6], [20, 11], [10, 10]]] * 17, float) + [0, 8] * np.arange(17)[:, None, None]
+    image = rng.integers(0, 255, (150, 40), dtype=np.uint8)
+    write_aasce(tmp_path, [("a", image, corners, (12.5, 3.0, 0.0))], split="test")
+    labels = tmp_path / "labels" / "test"
+    with Image.open(tmp_path / "data" / "test" / "a.jpg") as im:
+        assert im.format == "JPEG" and im.size == (40, 150)
+    p2 = read_mat_landmarks(labels / "a.jpg.mat")
+    np.testing.assert_allclose(p2[:4], [[10, 5], [20, 6], [10, 10], [20, 11]])  # TL, TR, BL, BR
+    ((name, normalised),) = read_csv_landmarks(labels / "landmarks.csv", labels / "filenames.csv")
+    assert name == "a.jpg"
+    np.testing.assert_allclose(normalised * [40, 150], p2, atol=1e-3)
+    np.testing.assert_allclose(np.loadtxt(labels / "angles.csv", delimiter=","), [12.5, 3.0, 0.0])
+    with pytest.raises(ValueError, match="three angles"):
+        write_aasce(tmp_path / "bad", [("b", image, corners, (1.0, 2.0))])

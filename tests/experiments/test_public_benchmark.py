@@ -1,0 +1,204 @@
+# Copyright (c) r2mf-monai contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The public-benchmark evaluation on a tiny AASCE-layout folder the synthetic generator writes from its corners."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from r2mf_monai.data.landmarks import column_mask
+from r2mf_monai.data.synthetic import synthesize_dataset
+from r2mf_monai.data.synthetic.writers import synthetic_to_aasce
+from r2mf_monai.experiments.public_benchmark import (
+    LayoutError,
+    evaluate_landmarks,
+    main,
+    read_aasce_dataset,
+    smape,
+)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+FILMS = 3
+
+
+@pytest.fixture(scope="module")
+def aasce(tmp_path_factory) -> Path:
+    """Three synthetic coronal films in the AASCE layout (data/training, labels/training)."""
+    synth = tmp_path_factory.mktemp("synthetic")
+    synthesize_dataset(synth, patients=FILMS, seed=3, scale=0.25, workers=1, split=(0, 0, FILMS))
+    return synthetic_to_aasce(synth, tmp_path_factory.mktemp("aasce"), split="test")
+
+
+@pytest.fixture(scope="module")
+def gt_run(aasce, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("gt_only")
+    return out, evaluate_landmarks(aasce, out, skip_inference=True, worst=2)
+
+
+def _copy(aasce: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(aasce, tmp_path / "copy"))
+
+
+def test_read_layout_mat_and_csv_agree(aasce):
+    mat = read_aasce_dataset(aasce, landmarks="mat")
+    csv_ = read_aasce_dataset(aasce, landmarks="csv")
+    assert [f.name for f in mat] == [f.name for f in csv_] and len(mat) == FILMS
+    for a, b in zip(mat, csv_, strict=True):
+        assert a.points.shape == (68, 2)
+        np.testing.assert_allclose(a.points, b.points, atol=0.01)  # csv: normalised to 6 decimals
+        np.testing.assert_array_equal(a.angles, b.angles)
+    angles = np.loadtxt(aasce / "labels" / "training" / "angles.csv", delimiter=",")
+    np.testing.assert_allclose(np.stack([f.angles for f in mat]), angles)
+
+
+def _no_data(root: Path) -> str:
+    shutil.rmtree(root / "data" / "training")
+    return "no folder data/training"
+
+
+def _no_angles(root: Path) -> str:
+    (root / "labels" / "training" / "angles.csv").unlink()
+    return "no angles.csv"
+
+
+def _short_angles(root: Path) -> str:
+    path = root / "labels" / "training" / "angles.csv"
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[:-1]))
+    return f"names {FILMS} films but"
+
+
+def _no_image(root: Path) -> str:
+    next((root / "data" / "training").glob("*.jpg")).unlink()
+    return "have no image in"
+
+
+def _no_landmarks(root: Path) -> str:
+    next((root / "labels" / "training").glob("*.mat")).unlink()
+    (root / "labels" / "training" / "landmarks.csv").unlink()
+    return "and no landmarks.csv"
+
+
+def _bad_angle(root: Path) -> str:
+    path = root / "labels" / "training" / "angles.csv"
+    path.write_text(path.read_text() + "1,2\n")
+    return "expected three angles"
+
+
+@pytest.mark.parametrize("damage", [_no_data, _no_angles, _short_angles, _no_image, _no_landmarks, _bad_angle])
+def test_wrong_layout_one_clear_line(aasce, tmp_path, damage, capsys):
+    root = _copy(aasce, tmp_path)
+    expected = damage(root)
+    with pytest.raises(LayoutError, match=expected):
+        read_aasce_dataset(root)
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exc:
+        main([str(root), str(out), "--skip_inference"])
+    message = str(exc.value.code)
+    assert message.startswith("evaluate-landmarks: ") and expected in message and "\n" not in message
+    assert not out.exists() or not any(out.iterdir())  # nothing written
+
+
+def test_missing_mat_falls_back_to_csv(aasce, tmp_path):
+    root = _copy(aasce, tmp_path)
+    next((root / "labels" / "training").glob("*.mat")).unlink()
+    np.testing.assert_allclose(read_aasce_dataset(root)[0].points, read_aasce_dataset(aasce)[0].points, atol=0.01)
+
+
+def test_outputs(gt_run):
+    out, summary = gt_run
+    for name in ("per_film.csv", "per_film.json", "summary.json", "summary.md", "worst_films.png"):
+        assert (out / name).is_file(), name
+    assert not [p for p in out.iterdir() if ".tmp" in p.name]
+    with open(out / "per_film.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == FILMS and "pred_main" not in rows[0]
+    assert json.loads((out / "summary.json").read_text()) == summary
+    assert summary["films"] == FILMS and "from_predicted_masks" not in summary
+    assert len(summary["worst_films"]) == 2
+    assert "ground-truth columns" in (out / "summary.md").read_text()
+    with Image.open(out / "worst_films.png") as im:
+        assert im.format == "PNG" and im.width > 200
+
+
+def test_gt_column_cobb_close_to_generator(gt_run):
+    """The generator's main curve (from its corners) against the one measured on the column drawn from them."""
+    out, summary = gt_run
+    rows = json.loads((out / "per_film.json").read_text())
+    for row in rows:
+        assert row["gt_error"] is None
+        assert row["ref_angles"][0] > 10.0  # a real curve, not a straight spine
+        assert abs(row["gt_angles"][0] - row["ref_angles"][0]) < 4.0, row["film"]
+    errors = [abs(r["gt_angles"][0] - r["ref_angles"][0]) for r in rows]
+    assert summary["from_ground_truth_columns"]["main_curve_mae_deg"] == pytest.approx(np.mean(errors), abs=0.01)
+    expected = np.mean([smape(r["gt_angles"], r["ref_angles"]) for r in rows])
+    assert summary["from_ground_truth_columns"]["smape_pct"] == pytest.approx(expected, abs=0.01)
+
+
+def test_limit(aasce, tmp_path):
+    summary = evaluate_landmarks(aasce, tmp_path, skip_inference=True, limit=1, worst=1)
+    rows = json.loads((tmp_path / "per_film.json").read_text())
+    assert summary["films"] == 1 and len(rows) == 1 and rows[0]["film"] == read_aasce_dataset(aasce)[0].name
+
+
+@pytest.mark.parametrize(
+    "pred, ref, expected",
+    [
+        ([10.0, 5.0, 0.0], [10.0, 5.0, 0.0], 0.0),
+        ([0.0, 0.0, 0.0], [0.0, 0.0, 0.0], 0.0),
+        ([12.0, 4.0, 2.0], [10.0, 5.0, 1.0], 400.0 / 34.0),
+        ([0.0, 0.0, 0.0], [30.0, 10.0, 0.0], 100.0),
+    ],
+)
+def test_smape(pred, ref, expected):
+    assert smape(pred, ref) == pytest.approx(expected)
+
+
+def test_predictions_folder(aasce, tmp_path):
+    """Ground-truth columns given as the predictions: perfect overlap; an empty mask is a film without a spine."""
+    films = read_aasce_dataset(aasce, limit=2)
+    pred_dir = tmp_path / "pred"
+    pred_dir.mkdir()
+    Image.fromarray(column_mask(films[0].points, films[0].shape)).save(pred_dir / f"{films[0].stem}_mask.png")
+    Image.fromarray(np.zeros(films[1].shape, np.uint8)).save(pred_dir / f"{films[1].stem}_mask.png")
+    summary = evaluate_landmarks(aasce, tmp_path / "out", limit=2, predictions=pred_dir, worst=2)
+    good, empty = json.loads((tmp_path / "out" / "per_film.json").read_text())
+    assert good["dice"] == pytest.approx(1.0) and good["hd95_px"] == pytest.approx(0.0) and good["on_spine"]
+    # measured as a predicted mask, i.e. assuming a sacrum below L5 (the level model), so not identical
+    assert abs(good["pred_angles"][0] - good["gt_angles"][0]) < 2.0
+    assert empty["dice"] == 0.0 and empty["hd95_px"] is None and not empty["on_spine"]
+    assert empty["pred_angles"] == [0.0, 0.0, 0.0] and "empty" in empty["pred_error"]
+    seg = summary["segmentation_within_landmark_rows"]
+    assert seg["films_without_mask_on_spine"] == [films[1].name]
+    assert summary["from_predicted_masks"]["unmeasurable_films"] == [films[1].name]
+    with pytest.raises(FileNotFoundError, match="no predicted mask"):
+        evaluate_landmarks(aasce, tmp_path / "out3", limit=3, predictions=pred_dir)
+
+
+@pytest.mark.slow
+def test_bundle_inference(aasce, tmp_path):
+    """The shipped bundle's own inference on two films (the path of ``r2mf-monai infer``)."""
+    summary = evaluate_landmarks(aasce, tmp_path, limit=2, worst=2)
+    for film in read_aasce_dataset(aasce, limit=2):
+        with Image.open(tmp_path / "predicted" / f"{film.stem}_mask.png") as im:
+            assert im.size == (film.shape[1], film.shape[0])
+    seg = summary["segmentation_within_landmark_rows"]
+    assert seg["dice"]["n"] == 2 and 0.0 <= seg["dice"]["mean"] <= 1.0
+    assert summary["review_flag"]["score"]["n"] == 2
+    rows = json.loads((tmp_path / "per_film.json").read_text())
+    assert all("pred_angles" in r and "review_score" in r for r in rows)
