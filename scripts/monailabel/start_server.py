@@ -137,6 +137,11 @@ def prepare_app(
                 f"--model: '{weights}' does not exist; train the bundle first or pass --model PATH/model.pt"
             )
         shutil.copyfile(weights, target / "models" / "model.pt")
+        # what built the weights (network_def, image_size; r2mf_monai.checkpoint) travels with them
+        if weights.with_suffix(".json").is_file():
+            shutil.copyfile(weights.with_suffix(".json"), target / "models" / "model.json")
+    served = target / "models" / "model.json"
+    served_config = json.loads(served.read_text(encoding="utf-8")) if served.is_file() else {}
 
     overrides = dict(overrides or {})
     for config_name in ("inference.json", "train.json"):
@@ -144,6 +149,13 @@ def prepare_app(
         if not path.is_file():
             continue
         config = json.loads(path.read_text(encoding="utf-8"))
+        if config_name == "train.json":
+            # MONAI Label fine-tunes the served model.pt in place: train the network it was built with, and let
+            # the best model replace it (the bundle otherwise keeps an existing model.pt and writes beside it)
+            config["overwrite"] = True
+            for key in ("network_def", "image_size"):
+                if key in served_config:
+                    config[key] = served_config[key]
         for key, value in overrides.items():
             _set(config, key, value)
         if config_name == "inference.json":
