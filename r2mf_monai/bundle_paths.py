@@ -12,7 +12,8 @@
 """Where the bundle lives on disk, for the bundle configs' defaults.
 
 MONAI's model-zoo bundles default ``bundle_root`` to ``"."`` (they are run from inside the bundle folder); this
-project is also run from a checkout, where the bundle is ``./bundle``. :func:`default_bundle_root` accepts both.
+project is also run from a checkout, where the bundle is ``./bundle``. :func:`default_bundle_root` accepts both;
+:func:`find_bundle` is the one lookup every command uses (the CLI, the experiments, the scripts).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from __future__ import annotations
 import glob
 import os
 import re
+from pathlib import Path
 
-__all__ = ["default_bundle_root", "latest_checkpoint"]
+__all__ = ["default_bundle_root", "find_bundle", "latest_checkpoint"]
 
 
 def default_bundle_root(start: str | None = None) -> str:
@@ -32,6 +34,25 @@ def default_bundle_root(start: str | None = None) -> str:
         if os.path.isfile(os.path.join(candidate, "configs", "metadata.json")):
             return os.path.abspath(candidate)
     return os.path.abspath(start)
+
+
+def find_bundle(
+    bundle_root: str | os.PathLike | None = None, config: str = "train.json", option: str = "bundle_root"
+) -> Path:
+    """The bundle folder, checked to hold ``configs/<config>``.
+
+    Args:
+        bundle_root: the bundle folder; defaults to :func:`default_bundle_root` (``.`` or ``./bundle``).
+        config: the config file the caller needs. Defaults to ``"train.json"``.
+        option: the name of the caller's option, for the message. Defaults to ``"bundle_root"``.
+
+    Raises:
+        FileNotFoundError: naming the option and the folder when ``configs/<config>`` is missing.
+    """
+    root = Path(os.path.abspath(bundle_root if bundle_root else default_bundle_root()))
+    if not (root / "configs" / config).is_file():
+        raise FileNotFoundError(f"{option}: no configs/{config} in '{root}'")
+    return root
 
 
 def latest_checkpoint(ckpt_dir: str, prefix: str = "checkpoint") -> str:

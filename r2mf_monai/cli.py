@@ -29,7 +29,7 @@ def summary(image_size: int = 512, output: str | None = None) -> str:
         image_size: side of the square input. Defaults to ``512``.
         output: optional path of a Markdown file to write the table to.
     """
-    from r2mf_monai.networks.complexity import complexity_table
+    from r2mf_monai.experiments.reproduction import complexity_table
 
     return complexity_table(image_size=image_size, output=output)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from r2mf_monai.bundle_paths import default_bundle_root, latest_checkpoint
+from r2mf_monai.bundle_paths import default_bundle_root, find_bundle, latest_checkpoint
 
 
 @pytest.mark.parametrize("inside", [True, False])
@@ -37,3 +37,13 @@ def test_latest_checkpoint_is_the_newest(tmp_path: Path) -> None:
     assert latest_checkpoint(str(tmp_path)).endswith("checkpoint_epoch=10.pt")
     with pytest.raises(FileNotFoundError, match="empty"):
         latest_checkpoint(str(tmp_path / "empty"))
+
+
+@pytest.mark.parametrize("config", ["train.json", "inference.json"])
+def test_find_bundle_checks_the_config(tmp_path: Path, config: str) -> None:
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / config).write_text("{}")
+    assert find_bundle(tmp_path, config) == tmp_path.resolve()
+    other = "inference.json" if config == "train.json" else "train.json"
+    with pytest.raises(FileNotFoundError, match=f"--bundle_dir: no configs/{other} in"):
+        find_bundle(tmp_path, other, option="--bundle_dir")

@@ -57,34 +57,39 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from r2mf_monai.outputs.atomic import atomic_write
+from r2mf_monai.bundle_paths import find_bundle
+from r2mf_monai.experiments.models import MODELS, build_network
+from r2mf_monai.networks.complexity import count_complexity
+from r2mf_monai.networks.utils import ensure_int, ensure_option
+from r2mf_monai.outputs.atomic import write_json, write_text
 
 __all__ = [
     "CPU_PATHS",
     "GPU_PATHS",
-    "MODELS",
-    "build_network",
-    "count_complexity",
+    "BENCHMARK_MODELS",
     "markdown_table",
     "matmul_rate",
     "precision_agreement",
     "run_benchmark",
+    "run_end_to_end",
     "system_info",
+    "timed_calls",
 ]
 
 logger = logging.getLogger(__name__)
 
-MODELS: dict[str, tuple[str, str | None]] = {
-    "r2mfnet": ("R2MF-Net", None),
-    "two_stage_unet": ("Two-stage U-Net (Table 2 baseline)", "two_stage_unet.json"),
-    "unet": ("U-Net (MONAI UNet)", "unet.json"),
-    "resunet": ("Residual U-Net (MONAI UNet, 2 res. units)", "resunet.json"),
-    "attention_unet": ("Attention U-Net", "attention_unet.json"),
-    "swin_unetr": ("SwinUNETR 2-D", "swin_unetr.json"),
-    "dynunet": ("DynUNet (nnU-Net-style)", "dynunet.json"),
-    "deeplabv3plus": ("DeepLabV3+ (smp, ResNet-34)", "deeplabv3plus.json"),
-}
-"""Benchmark name -> (label, override file in ``bundle/configs/baselines``; ``None`` for train.json's R2MF-Net)."""
+BENCHMARK_MODELS = (
+    "r2mfnet",
+    "two_stage_unet",
+    "unet",
+    "resunet",
+    "attention_unet",
+    "swin_unetr",
+    "dynunet",
+    "deeplabv3plus",
+)
+"""The models of :data:`r2mf_monai.experiments.models.MODELS` the benchmark times by default: R2MF-Net, the baseline of
+the ablation and the baselines (the other ablation rows cost about what R2MF-Net costs)."""
 
 CPU_PATHS = (
     "eager_fp32",
@@ -128,16 +133,6 @@ PATH_OPTIONS: dict[str, dict[str, Any]] = {
 full-resolution input level, where bfloat16 rounds the image itself); models without that method have no
 ``bf16_mixed`` row."""
 
-# narrow widths for --smoke: every model at a few thousand parameters
-SMOKE_OVERRIDES: dict[str, dict[str, Any]] = {
-    "r2mfnet": {"network_def#channels": [4, 8, 16, 32]},
-    "two_stage_unet": {"network_def#channels": [4, 8, 16, 32]},
-    "unet": {"network_def#channels": [4, 8, 16, 32, 64]},
-    "resunet": {"network_def#channels": [4, 8, 16, 32, 64]},
-    "attention_unet": {"network_def#channels": [4, 8, 16, 32, 64]},
-    "swin_unetr": {"network_def#feature_size": 12},
-    "dynunet": {"network_def#filters": [4, 8, 16, 32, 64, 64]},
-}
 SMOKE_MODELS = ("r2mfnet", "unet")
 SMOKE_PATHS = ("eager_fp32", "channels_last", "bf16", "bf16_mixed", "torchscript", "onnxruntime", "auto")
 AGREEMENT_PATHS = ("channels_last", "bf16", "bf16_mixed", "bf16_compile", "onnxruntime")
@@ -145,71 +140,6 @@ AGREEMENT_PATHS = ("channels_last", "bf16", "bf16_mixed", "bf16_compile", "onnxr
 
 
 # --- building blocks ------------------------------------------------------------------------------------------------
-def _configs_dir(bundle_root: str | os.PathLike | None) -> Path:
-    from r2mf_monai.bundle_paths import default_bundle_root
-
-    root = Path(bundle_root) if bundle_root else Path(default_bundle_root())
-    configs = root / "configs"
-    if not (configs / "train.json").is_file():
-        raise FileNotFoundError(f"bundle_root: no configs/train.json in '{root}'")
-    return configs
-
-
-def build_network(
-    model: str, bundle_root: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None
-) -> nn.Module:
-    """The ``network_def`` of ``train.json`` merged with the model's baseline override (as the bundle builds it).
-
-    Args:
-        model: a key of :data:`MODELS`.
-        bundle_root: the bundle folder (holding ``configs/``); defaults to the package's bundle.
-        overrides: config overrides such as ``{"network_def#channels": [8, 16, 32, 64]}``.
-
-    Raises:
-        ValueError: for an unknown model.
-        FileNotFoundError: when the bundle or the override file is missing.
-    """
-    from monai.bundle import ConfigParser
-
-    if model not in MODELS:
-        raise ValueError(f"model must be one of {sorted(MODELS)}, got {model!r}.")
-    configs = _configs_dir(bundle_root)
-    files = [str(configs / "train.json")]
-    override_file = MODELS[model][1]
-    if override_file is not None:
-        path = configs / "baselines" / override_file
-        if not path.is_file():
-            raise FileNotFoundError(f"baseline override '{path}' does not exist")
-        files.append(str(path))
-    parser = ConfigParser()
-    parser.read_config(files)
-    for key, value in (overrides or {}).items():
-        parser[key] = value
-    return parser.get_parsed_content("network_def", instantiate=True)
-
-
-def count_complexity(network: nn.Module, image_size: int, in_channels: int = 1) -> dict[str, int]:
-    """Trainable parameters and FLOPs (2 per multiply-add) of one eval-mode forward of a (1, C, S, S) input.
-
-    Counted on PyTorch's ``meta`` device (no arithmetic) where the network allows it, else on the CPU.
-    """
-    from torch.utils.flop_counter import FlopCounterMode
-
-    params = sum(p.numel() for p in network.parameters() if p.requires_grad)
-    for device in ("meta", "cpu"):
-        try:
-            net = copy.deepcopy(network).to(device).eval()
-            x = torch.zeros(1, in_channels, image_size, image_size, device=device)
-            counter = FlopCounterMode(display=False)
-            with counter, torch.no_grad():
-                net(x)
-            flops = int(counter.get_total_flops())
-            return {"parameters": params, "flops": flops, "macs": flops // 2}
-        except Exception as e:  # some networks cannot run on the meta device; count on the CPU then
-            logger.debug("FLOP count on %s failed: %s", device, e)
-    return {"parameters": params, "flops": -1, "macs": -1}
-
-
 def matmul_rate(dtype: torch.dtype = torch.float32, size: int = 2048, repeats: int = 7) -> float:
     """GFLOP/s of a ``size`` x ``size`` matrix product on the CPU (median of ``repeats`` after one warm-up)."""
     a = torch.rand(size, size).to(dtype)
@@ -348,7 +278,8 @@ def _runner(spec: dict[str, Any], net: nn.Module, work: Path) -> tuple[Any, str]
     raise ValueError(f"unknown path {path!r}; choose from {CPU_PATHS + GPU_PATHS}.")
 
 
-def _timed(fn: Any, x: torch.Tensor, device: str, n: int) -> list[float]:
+def timed_calls(fn: Any, x: torch.Tensor, device: str, n: int) -> list[float]:
+    """Seconds of each of ``n`` calls ``fn(x)`` (synchronised on CUDA, so that a call's time is its own)."""
     times = []
     for _ in range(n):
         if device == "cuda":
@@ -381,13 +312,13 @@ def _measure(spec: dict[str, Any]) -> dict[str, Any]:
         if device == "cuda":
             torch.cuda.synchronize()
         out["first_call_s"] = time.perf_counter() - t0 + setup_s
-        _timed(fn, x1, device, max(int(spec["warmup"]) - 1, 0))
+        timed_calls(fn, x1, device, max(int(spec["warmup"]) - 1, 0))
         rss = _proc_status_mb("VmRSS")
         peak_ok = _reset_peak_rss()
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
             base_gpu = torch.cuda.memory_allocated()
-        times = _timed(fn, x1, device, int(spec["repeats"]))
+        times = timed_calls(fn, x1, device, int(spec["repeats"]))
         out["peak_extra_mb"] = _proc_status_mb("VmHWM") - rss if peak_ok else math.nan
         if device == "cuda":
             out["gpu_peak_extra_mb"] = (torch.cuda.max_memory_allocated() - base_gpu) / 2**20
@@ -397,7 +328,7 @@ def _measure(spec: dict[str, Any]) -> dict[str, Any]:
         out["repeats"] = len(times)
         if int(spec["batch"]) > 1 and images.shape[0] >= 3:
             fn(x3)
-            times3 = _timed(fn, x3, device, max(2, int(spec["repeats"]) // 3))
+            times3 = timed_calls(fn, x3, device, max(2, int(spec["repeats"]) // 3))
             out["batch3_images_per_s"] = 3.0 / statistics.median(times3)
         logits = torch.cat(
             [torch.as_tensor(fn(images[i : i + 1].to(device))).float().cpu() for i in range(len(images))]
@@ -438,7 +369,7 @@ def _agreement_images(spec: dict[str, Any]) -> tuple[torch.Tensor, list[str]]:
         datalist[split] if split else [i for key in ("training", "validation", "test") for i in datalist.get(key, [])]
     )
     parser = ConfigParser()
-    parser.read_config(str(_configs_dir(spec["bundle_root"]) / "inference.json"))
+    parser.read_config(str(find_bundle(spec["bundle_root"]) / "configs" / "inference.json"))
     for key, value in (spec.get("overrides") or {}).items():
         parser[key] = value
     preprocessing = parser.get_parsed_content("preprocessing")
@@ -457,7 +388,7 @@ def _agreement(spec: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(int(spec["threads"]))
     parser = ConfigParser()
-    parser.read_config(str(_configs_dir(spec["bundle_root"]) / "inference.json"))
+    parser.read_config(str(find_bundle(spec["bundle_root"]) / "configs" / "inference.json"))
     for key, value in (spec.get("overrides") or {}).items():
         parser[key] = value
     net = parser.get_parsed_content("network_def", instantiate=True)
@@ -532,7 +463,7 @@ def precision_agreement(
     for p in paths:
         if p not in AGREEMENT_PATHS:
             raise ValueError(f"paths: unknown path {p!r}; choose from {AGREEMENT_PATHS}.")
-    configs = _configs_dir(bundle_root)
+    configs = find_bundle(bundle_root) / "configs"
     checkpoint = Path(checkpoint) if checkpoint else configs.parent / "models" / "model.pt"
     if not checkpoint.is_file():
         raise FileNotFoundError(f"checkpoint '{checkpoint}' does not exist")
@@ -559,7 +490,7 @@ def _end_to_end(spec: dict[str, Any]) -> dict[str, Any]:
     from monai.bundle import ConfigParser, ConfigWorkflow
 
     torch.set_num_threads(int(spec["threads"]))
-    configs = _configs_dir(spec["bundle_root"])
+    configs = find_bundle(spec["bundle_root"]) / "configs"
     overrides: dict[str, Any] = {
         "bundle_root": str(configs.parent),
         "dataset_dir": spec["dicom_dir"],
@@ -673,7 +604,7 @@ def _benchmark_images(work: Path, image_size: int, patients: int, scale: float, 
     order = {"coronal": 0, "left_bending": 1, "right_bending": 2}
     items.sort(key=lambda item: (item["patient_id"], order.get(item["view"], 3)))
     parser = ConfigParser()
-    parser.read_config(str(_configs_dir(bundle_root) / "inference.json"))
+    parser.read_config(str(find_bundle(bundle_root) / "configs" / "inference.json"))
     parser["image_size"] = int(image_size)
     preprocessing = parser.get_parsed_content("preprocessing")
     images = []
@@ -745,128 +676,140 @@ def run_benchmark(
         paths = list(paths or SMOKE_PATHS)
         image_size, repeats, warmup, end_to_end = min(image_size, 64), 1, 1, False
     isolate = not smoke if isolate is None else bool(isolate)
-    models = list(models or MODELS)
-    default_paths = CPU_PATHS + (GPU_PATHS if torch.cuda.is_available() else ())
-    paths = list(paths or default_paths)
-    for m in models:
-        if m not in MODELS:
-            raise ValueError(f"models: unknown model {m!r}; choose from {sorted(MODELS)}.")
-    for p in paths:
-        if p not in CPU_PATHS + GPU_PATHS:
-            raise ValueError(f"paths: unknown path {p!r}; choose from {CPU_PATHS + GPU_PATHS}.")
-    if "eager_fp32" in paths:  # the reference of every agreement column runs first
-        paths.remove("eager_fp32")
-        paths.insert(0, "eager_fp32")
-    if not isinstance(image_size, int) or image_size <= 0 or image_size % 32:
+    models, paths = _selection(models, paths)
+    if ensure_int("image_size", image_size) % 32:
         raise ValueError(f"image_size must be a positive multiple of 32, got image_size={image_size!r}.")
-    if repeats < 1 or warmup < 1:
-        raise ValueError(f"repeats and warmup must be >= 1, got repeats={repeats}, warmup={warmup}.")
+    repeats, warmup = ensure_int("repeats", repeats), ensure_int("warmup", warmup)
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise FileNotFoundError(f"checkpoint '{checkpoint}' does not exist")
-    configs = _configs_dir(bundle_root)
-    output = Path(output_dir) if output_dir is not None else configs.parent / "docs"
+    bundle = find_bundle(bundle_root)
+    output = Path(output_dir) if output_dir is not None else bundle / "docs"
     threads = int(threads or torch.get_num_threads())
     torch.set_num_threads(threads)
-
-    info = system_info()
-    info["torch_threads"] = threads
-    logger.info("benchmark on %s, %d threads, load average %s", info["cpu"], threads, info["load_average"])
-    rates_start = {"fp32": matmul_rate(torch.float32), "bf16": matmul_rate(torch.bfloat16)}
-    results: dict[str, Any] = {
-        "system": info,
-        "settings": {
-            "image_size": image_size,
-            "repeats": repeats,
-            "warmup": warmup,
-            "batch": batch,
-            "smoke": smoke,
-            "weights": f"checkpoint {checkpoint}"
-            if checkpoint
-            else "random He-normal, batch-norm statistics from the benchmark's synthetic images",
-        },
-        "matmul_gflops_start": rates_start,
-        "rows": [],
-        "end_to_end": [],
-    }
+    settings = {"image_size": image_size, "repeats": repeats, "warmup": warmup, "batch": batch, "smoke": smoke}
+    settings["weights"] = (
+        f"checkpoint {checkpoint}"
+        if checkpoint
+        else "random He-normal, batch-norm statistics from the benchmark's synthetic images"
+    )
+    results = _start(settings, threads)
     with contextlib.ExitStack() as stack:
-        if work_dir is None:
+        work = Path(work_dir) if work_dir is not None else None
+        if work is None:
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="r2mf_benchmark_")))
-        else:
-            work = Path(work_dir)
-            work.mkdir(parents=True, exist_ok=True)
-        patients = 1 if smoke else 2
+        work.mkdir(parents=True, exist_ok=True)
         if not (work / "images.pt").is_file():
-            images = _benchmark_images(work, image_size, patients, 0.1 if smoke else 0.5, configs.parent)
-            torch.save(images, work / "images.pt")
+            scale = 0.1 if smoke else 0.5
+            torch.save(_benchmark_images(work, image_size, 1 if smoke else 2, scale, bundle), work / "images.pt")
+        base = {**settings, "threads": threads, "seed": seed, "bundle_root": str(bundle), "work_dir": str(work)}
+        base.pop("smoke")
+        base.pop("weights")
+        base["images_file"] = str(work / "images.pt")
         for model in tqdm(models, desc="models", position=0):
-            overrides = SMOKE_OVERRIDES.get(model, {}) if smoke else {}
-            label, _ = MODELS[model]
-            try:
-                network = build_network(model, configs.parent, overrides)
-                complexity = count_complexity(network, image_size)
-            except Exception as e:  # e.g. DeepLabV3+ without segmentation-models-pytorch
-                reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
-                for path in paths:
-                    results["rows"].append({"model": model, "label": label, "path": path, "error": reason[:300]})
-                continue
-            base = {
-                "model": model,
-                "image_size": image_size,
-                "repeats": repeats,
-                "warmup": warmup,
-                "batch": batch,
-                "threads": threads,
-                "seed": seed,
-                "bundle_root": str(configs.parent),
-                "overrides": overrides,
-                "work_dir": str(work),
-                "images_file": str(work / "images.pt"),
-                "weights_file": str(work / f"{model}_weights.pt"),
-                "ref_file": str(work / f"{model}_ref.pt"),
-                "checkpoint": str(checkpoint) if checkpoint and model == "r2mfnet" else None,
-            }
-            for path in tqdm(paths, desc=model, position=1, leave=False):
-                if path == "bf16_mixed" and not hasattr(network, "float32_modules"):
-                    continue
-                if path in GPU_PATHS and not torch.cuda.is_available():
-                    row: dict[str, Any] = {"error": "no CUDA device"}
-                else:
-                    row = _run_child({**base, "path": path}, timeout, isolate)
-                row.update({"model": model, "label": label, "path": path, **complexity})
-                if "latency_s" in row and complexity["flops"] > 0:
-                    row["gflops_per_s"] = complexity["flops"] / row["latency_s"] / 1e9
-                results["rows"].append(row)
-                logger.info("%s / %s: %s", model, path, row.get("error") or f"{row['latency_s'] * 1e3:.1f} ms")
+            results["rows"] += _model_rows(model, paths, base, checkpoint, smoke, timeout, isolate)
         if agreement and "r2mfnet" in models:
-            data = Path(agreement_data) if agreement_data else configs.parent.parent / "data" / "synthetic"
-            data_ok = (data / "datalist.json").is_file() and not smoke
-            try:
-                results["agreement"] = precision_agreement(
-                    data_dir=data if data_ok else None,
-                    paths=[p for p in AGREEMENT_PATHS if not (smoke and "compile" in p)],
-                    threads=threads,
-                    bundle_root=configs.parent,
-                    work_dir=work,
-                    patients=1 if smoke else 11,
-                    scale=0.1 if smoke else 0.5,
-                )
-                results["agreement"]["data"] = f"test split of {data}" if data_ok else "a fresh synthetic set"
-            except Exception as e:  # reported in the table, like a failing path
-                results["agreement"] = {"error": f"{type(e).__name__}: {e}"[:300]}
-            logger.info("agreement on trained weights: %s", results["agreement"].get("rows") or results["agreement"])
+            results["agreement"] = _agreement_section(bundle, work, agreement_data, threads, smoke)
         if end_to_end and "r2mfnet" in models:
-            results["end_to_end"] = _run_end_to_end(work, configs.parent, image_size, threads, timeout, isolate)
+            results["end_to_end"] = run_end_to_end(work, bundle, image_size, threads, timeout, isolate)
     results["matmul_gflops_end"] = {"fp32": matmul_rate(torch.float32), "bf16": matmul_rate(torch.bfloat16)}
     results["system"]["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     _fractions(results)
     results["output_dir"] = str(output)
-    output.mkdir(parents=True, exist_ok=True)
-    with atomic_write(str(output / "benchmark.json")) as tmp_json, open(tmp_json, "w") as f:
-        json.dump(results, f, indent=2, allow_nan=True)
-    with atomic_write(str(output / "benchmark.md")) as tmp_md, open(tmp_md, "w") as f:
-        f.write(markdown_table(results))
+    write_json(output / "benchmark.json", results, allow_nan=True)
+    write_text(output / "benchmark.md", markdown_table(results))
     logger.info("benchmark tables written to %s and %s", output / "benchmark.md", output / "benchmark.json")
     return results
+
+
+def _selection(models: Sequence[str] | None, paths: Sequence[str] | None) -> tuple[list[str], list[str]]:
+    """The models and paths to run, checked; eager float32 (the reference of every agreement column) first."""
+    models = list(models or BENCHMARK_MODELS)
+    for m in models:
+        ensure_option("models", m, MODELS)
+    default_paths = CPU_PATHS + (GPU_PATHS if torch.cuda.is_available() else ())
+    paths = [ensure_option("paths", p, CPU_PATHS + GPU_PATHS) for p in (paths or default_paths)]
+    if "eager_fp32" in paths:
+        paths.remove("eager_fp32")
+        paths.insert(0, "eager_fp32")
+    return models, paths
+
+
+def _start(settings: dict[str, Any], threads: int) -> dict[str, Any]:
+    """The results before any measurement: the machine, the settings and the matrix-product rates at the start."""
+    info = system_info()
+    info["torch_threads"] = threads
+    logger.info("benchmark on %s, %d threads, load average %s", info["cpu"], threads, info["load_average"])
+    rates = {"fp32": matmul_rate(torch.float32), "bf16": matmul_rate(torch.bfloat16)}
+    return {"system": info, "settings": settings, "matmul_gflops_start": rates, "rows": [], "end_to_end": []}
+
+
+def _model_rows(
+    model: str,
+    paths: Sequence[str],
+    base: dict[str, Any],
+    checkpoint: str | os.PathLike | None,
+    smoke: bool,
+    timeout: float,
+    isolate: bool,
+) -> list[dict[str, Any]]:
+    """One row per path of ``model``: its complexity, and the measurement of a child process (or why not run)."""
+    from tqdm.auto import tqdm
+
+    overrides = dict(MODELS[model].smoke) if smoke else {}
+    label = MODELS[model].label
+    try:
+        network = build_network(model, base["bundle_root"], overrides)
+        complexity = count_complexity(network, base["image_size"])
+    except Exception as e:  # e.g. DeepLabV3+ without segmentation-models-pytorch
+        reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+        return [{"model": model, "label": label, "path": path, "error": reason[:300]} for path in paths]
+    work = Path(base["work_dir"])
+    spec = {
+        **base,
+        "model": model,
+        "overrides": overrides,
+        "weights_file": str(work / f"{model}_weights.pt"),
+        "ref_file": str(work / f"{model}_ref.pt"),
+        "checkpoint": str(checkpoint) if checkpoint and model == "r2mfnet" else None,
+    }
+    rows = []
+    for path in tqdm(paths, desc=model, position=1, leave=False):
+        if path == "bf16_mixed" and not hasattr(network, "float32_modules"):
+            continue
+        if path in GPU_PATHS and not torch.cuda.is_available():
+            row: dict[str, Any] = {"error": "no CUDA device"}
+        else:
+            row = _run_child({**spec, "path": path}, timeout, isolate)
+        row.update({"model": model, "label": label, "path": path, **complexity})
+        if "latency_s" in row and complexity["flops"] > 0:
+            row["gflops_per_s"] = complexity["flops"] / row["latency_s"] / 1e9
+        rows.append(row)
+        logger.info("%s / %s: %s", model, path, row.get("error") or f"{row['latency_s'] * 1e3:.1f} ms")
+    return rows
+
+
+def _agreement_section(
+    bundle: Path, work: Path, agreement_data: str | os.PathLike | None, threads: int, smoke: bool
+) -> dict[str, Any]:
+    """:func:`precision_agreement` on the test split of ``agreement_data`` (default: the repository's synthetic set),
+    or on a fresh synthetic set; a failure is reported in the table, like a failing path."""
+    data = Path(agreement_data) if agreement_data else bundle.parent / "data" / "synthetic"
+    data_ok = (data / "datalist.json").is_file() and not smoke
+    try:
+        section = precision_agreement(
+            data_dir=data if data_ok else None,
+            paths=[p for p in AGREEMENT_PATHS if not (smoke and "compile" in p)],
+            threads=threads,
+            bundle_root=bundle,
+            work_dir=work,
+            patients=1 if smoke else 11,
+            scale=0.1 if smoke else 0.5,
+        )
+        section["data"] = f"test split of {data}" if data_ok else "a fresh synthetic set"
+    except Exception as e:
+        section = {"error": f"{type(e).__name__}: {e}"[:300]}
+    logger.info("agreement on trained weights: %s", section.get("rows") or section)
+    return section
 
 
 E2E_VARIANTS: dict[str, tuple[str, bool, dict[str, Any]]] = {
@@ -883,9 +826,12 @@ E2E_VARIANTS: dict[str, tuple[str, bool, dict[str, Any]]] = {
 ones run it on ONNX Runtime (:func:`r2mf_monai.inference.onnx_backend.onnx_overrides`)."""
 
 
-def _run_end_to_end(
+def run_end_to_end(
     work: Path, bundle_root: Path, image_size: int, threads: int, timeout: float, isolate: bool
 ) -> list[dict]:
+    """One row per :data:`E2E_VARIANTS` entry: the bundle's inference.json on one synthetic patient's three DICOM
+    views (made in ``work``), timed in a child process (``isolate``) or in this one. A variant whose weights are
+    missing (the paper-width ones before the r2mfnet rows ran) is reported with the reason, not run."""
     from monai.bundle import ConfigParser
 
     from r2mf_monai.data.synthetic import synthesize_dataset
@@ -894,10 +840,10 @@ def _run_end_to_end(
     if not (data / "datalist.json").is_file():
         synthesize_dataset(data, patients=1, seed=5, scale=1.0, workers=1, formats=("dicom",))
     parser = ConfigParser()
-    parser.read_config(str(_configs_dir(bundle_root) / "train.json"))
+    parser.read_config(str(find_bundle(bundle_root) / "configs" / "train.json"))
     network_def = parser.get("network_def")
     random_weights = work / "r2mfnet_weights.pt"
-    shipped = _configs_dir(bundle_root).parent / "models" / "model.pt"
+    shipped = find_bundle(bundle_root) / "models" / "model.pt"
     rows = []
     for variant, (label, paper_width, variant_overrides) in E2E_VARIANTS.items():
         weights = random_weights if paper_width else shipped
@@ -1050,7 +996,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Command line of the benchmark (also ``scripts/benchmark.py`` and ``r2mf-monai benchmark``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output_dir", default=None, help="folder for benchmark.md/.json (default bundle/docs)")
-    parser.add_argument("--models", nargs="*", default=None, choices=sorted(MODELS))
+    parser.add_argument("--models", nargs="*", default=None, choices=sorted(MODELS), help="default: BENCHMARK_MODELS")
     parser.add_argument("--paths", nargs="*", default=None, choices=list(CPU_PATHS + GPU_PATHS))
     parser.add_argument("--image_size", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=10)

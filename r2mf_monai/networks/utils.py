@@ -59,7 +59,8 @@ def ensure_spatial_dims(spatial_dims: Any) -> int:
 
 
 def ensure_option(name: str, value: Any, supported: Collection[Any]) -> Any:
-    """``value`` when it is one of ``supported`` (MONAI's :func:`~monai.utils.look_up_option`).
+    """``value`` when it is one of ``supported`` (MONAI's :func:`~monai.utils.look_up_option`); for a mapping, the
+    value it maps ``value`` to.
 
     Raises:
         ValueError: naming the argument, its value and the supported ones.

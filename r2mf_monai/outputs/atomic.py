@@ -12,18 +12,21 @@
 """Atomic file writing: write to a temporary name in the destination folder, then rename.
 
 Not from the paper: a project rule (design.md, "Habits") so that an interrupted run never leaves a half-written
-mask, overlay or DICOM object under its final name.
+mask, overlay, table or DICOM object under its final name. :func:`atomic_write` is the one writer; :func:`write_with`,
+:func:`write_text` and :func:`write_json` are its short forms, used by every module and script that writes a file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
-__all__ = ["atomic_write", "full_suffix"]
+__all__ = ["atomic_write", "full_suffix", "write_json", "write_text", "write_with"]
 
 # compressed containers whose writers pick the codec from the last suffix and the format from the one before
 _COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst")
@@ -94,3 +97,30 @@ def atomic_write(path: str | os.PathLike, makedirs: bool = True) -> Iterator[Pat
         # on success tmp has been renamed away; on any failure (including KeyboardInterrupt) it is removed here
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def write_with(path: str | os.PathLike, write: Callable[[Path], Any], makedirs: bool = True) -> Path:
+    """Call ``write(tmp)`` inside :func:`atomic_write`: ``write`` writes the file it is given, which then becomes
+    ``path``.
+
+    Example::
+
+        write_with("out/figure.png", lambda tmp: fig.savefig(tmp, format="png"))
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    with atomic_write(path, makedirs=makedirs) as tmp:
+        write(tmp)
+    return Path(path)
+
+
+def write_text(path: str | os.PathLike, text: str, makedirs: bool = True) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns ``path``."""
+    return write_with(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), makedirs=makedirs)
+
+
+def write_json(path: str | os.PathLike, content: Any, indent: int = 2, makedirs: bool = True, **kwargs: Any) -> Path:
+    """Write ``content`` as JSON (``json.dumps(content, indent=indent, **kwargs)`` and a final newline) to ``path``
+    atomically; returns ``path``."""
+    return write_text(path, json.dumps(content, indent=indent, **kwargs) + "\n", makedirs=makedirs)

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 
 import nibabel as nib
@@ -22,7 +23,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from r2mf_monai.outputs.atomic import atomic_write, full_suffix
+from r2mf_monai.outputs.atomic import atomic_write, full_suffix, write_json, write_text, write_with
 
 SUFFIX_CASES = [
     ("a.png", ".png"),
@@ -100,3 +101,30 @@ def test_permissions_follow_umask(tmp_path):
     finally:
         os.umask(umask)
     assert (tmp_path / "p.txt").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize(
+    "write, name, read",
+    [
+        (lambda p: write_text(p, "a\nb"), "t.md", lambda p: p.read_text()),
+        (lambda p: write_json(p, {"a": [1, 2]}), "t.json", lambda p: json.loads(p.read_text())),
+        (lambda p: write_with(p, lambda tmp: Image.new("L", (3, 2)).save(tmp)), "t.png", lambda p: Image.open(p).size),
+    ],
+)
+def test_short_forms_write_atomically(tmp_path, write, name, read):
+    final = tmp_path / "sub" / name
+    assert write(final) == final
+    assert read(final) in ("a\nb", {"a": [1, 2]}, (3, 2))
+    assert [p.name for p in final.parent.iterdir()] == [name]  # no temporary file left behind
+
+
+def test_short_form_failure_keeps_the_old_file(tmp_path):
+    final = write_text(tmp_path / "t.json", "old")
+
+    def fail(tmp):
+        tmp.write_text("half")
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        write_with(final, fail)
+    assert final.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["t.json"]
