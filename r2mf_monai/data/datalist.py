@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from r2mf_monai.constants import VIEWS
 from r2mf_monai.transforms.readers import DICOM_SUFFIXES, RADIOGRAPH_SUFFIXES, detect_format
 
 __all__ = ["build_datalist", "split_patients", "parse_stem", "normalise_view", "VIEW_ALIASES", "DEFAULT_PATTERN"]
@@ -234,8 +235,7 @@ def build_datalist(
     if duplicates:
         logger.warning("%d patient/view pair(s) have several images, e.g. %s", len(duplicates), duplicates[:3])
 
-    view_rank = {"coronal": 0, "left_bending": 1, "right_bending": 2}
-    items.sort(key=lambda i: (i["patient_id"], view_rank[i["view"]], i["image"]))
+    items.sort(key=lambda i: (i["patient_id"], VIEWS.index(i["view"]), i["image"]))
     if label_dir is None:
         parts = {"training": [], "validation": [], "test": items}
     else:

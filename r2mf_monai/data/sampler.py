@@ -26,10 +26,9 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 
-__all__ = ["ViewBalancedSampler", "VIEW_ORDER"]
+from r2mf_monai.constants import VIEWS
 
-#: the order in which views take turns; other view names follow, sorted
-VIEW_ORDER = ("coronal", "left_bending", "right_bending")
+__all__ = ["ViewBalancedSampler"]
 
 
 class ViewBalancedSampler(DistributedSampler):
@@ -98,7 +97,8 @@ class ViewBalancedSampler(DistributedSampler):
         self.views = views
         self.batch_size = int(batch_size)
         present = set(views)
-        self.view_names = [v for v in VIEW_ORDER if v in present] + sorted(present - set(VIEW_ORDER))
+        # views take turns in the order of VIEWS; other view names follow, sorted
+        self.view_names = [v for v in VIEWS if v in present] + sorted(present - set(VIEWS))
         self.groups = {v: [i for i, x in enumerate(views) if x == v] for v in self.view_names}
         n = len(views)
         self.num_samples = n // self.num_replicas if drop_last else math.ceil(n / self.num_replicas)

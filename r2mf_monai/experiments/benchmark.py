@@ -58,6 +58,7 @@ import torch
 import torch.nn as nn
 
 from r2mf_monai.bundle_paths import find_bundle
+from r2mf_monai.constants import VIEWS
 from r2mf_monai.experiments.models import MODELS, build_network
 from r2mf_monai.networks.complexity import count_complexity
 from r2mf_monai.networks.utils import ensure_int, ensure_option
@@ -601,8 +602,7 @@ def _benchmark_images(work: Path, image_size: int, patients: int, scale: float, 
         Path(synthesize_dataset(work / "images_data", patients=patients, seed=11, scale=scale, workers=1)).read_text()
     )
     items = [item for split in ("training", "validation", "test") for item in datalist.get(split, [])]
-    order = {"coronal": 0, "left_bending": 1, "right_bending": 2}
-    items.sort(key=lambda item: (item["patient_id"], order.get(item["view"], 3)))
+    items.sort(key=lambda item: (item["patient_id"], VIEWS.index(item["view"]) if item["view"] in VIEWS else 3))
     parser = ConfigParser()
     parser.read_config(str(find_bundle(bundle_root) / "configs" / "inference.json"))
     parser["image_size"] = int(image_size)

@@ -38,6 +38,7 @@ from monai.metrics import (
     compute_iou,
 )
 
+from r2mf_monai.constants import VIEWS
 from r2mf_monai.outputs.atomic import atomic_write
 from r2mf_monai.transforms.readers import pixel_spacing_from_meta
 
@@ -48,7 +49,6 @@ __all__ = ["SegmentationReport", "segmentation_metrics"]
 
 logger = logging.getLogger(__name__)
 
-VIEW_ORDER = ("coronal", "left_bending", "right_bending")
 QUALITY_ORDER = ("high", "medium", "low")
 METRICS = ("iou", "dice", "asd_px", "hd95_px", "asd_mm", "hd95_mm")
 
@@ -208,7 +208,7 @@ class SegmentationReport:
         rule = "|---|---|---|---|---|---|---|---|"
         lines: list[str] = []
         for kind, order, title in (
-            ("view", VIEW_ORDER, "Direction"),
+            ("view", VIEWS, "Direction"),
             ("quality", QUALITY_ORDER, "Quality"),
         ):
             lines += [head.format(title), rule]

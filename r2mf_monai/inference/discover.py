@@ -19,28 +19,27 @@ listed in ``skipped_report`` and left out, so the run goes on with the rest.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
 
 from tqdm import tqdm
 
-from r2mf_monai.outputs.atomic import atomic_write
+from r2mf_monai.outputs.atomic import write_json
+from r2mf_monai.transforms.readers import RADIOGRAPH_SUFFIXES
 
-__all__ = ["IMAGE_SUFFIXES", "discover_inputs", "is_candidate", "log_outputs"]
+__all__ = ["discover_inputs", "is_candidate", "log_outputs"]
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".dcm", ".dicom", ".png", ".jpg", ".jpeg", ".nii", ".nii.gz", ".tif", ".tiff")
-
 
 def is_candidate(path: Path) -> bool:
-    """A file with an image suffix, or a suffix-less file with the DICOM preamble (``DICM`` at byte 128)."""
+    """A file with a suffix the bundle's reader accepts (:data:`r2mf_monai.transforms.readers.RADIOGRAPH_SUFFIXES`),
+    or a suffix-less file with the DICOM preamble (``DICM`` at byte 128)."""
     if not path.is_file() or path.name.startswith("."):
         return False
     name = path.name.lower()
-    if name.endswith(IMAGE_SUFFIXES):
+    if name.endswith(RADIOGRAPH_SUFFIXES):
         return True
     if path.suffix == "" or path.suffix.lstrip(".").isdigit():
         try:
@@ -88,9 +87,7 @@ def discover_inputs(folder: str, probe: bool = True, skipped_report: str | None 
             continue
         items.append({"image": str(path)})
     if skipped and skipped_report:
-        os.makedirs(os.path.dirname(os.path.abspath(skipped_report)), exist_ok=True)
-        with atomic_write(skipped_report) as tmp, open(tmp, "w") as f:
-            json.dump({"skipped": skipped}, f, indent=2)
+        write_json(skipped_report, {"skipped": skipped})
         logger.warning("%d input(s) skipped, listed in %s", len(skipped), skipped_report)
     if not items:
         raise ValueError(f"none of the {len(candidates)} file(s) in '{folder}' could be read (see the log)")

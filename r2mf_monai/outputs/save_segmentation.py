@@ -33,6 +33,7 @@ from monai.utils import ImageMetaKey, ensure_tuple
 from r2mf_monai.outputs.atomic import atomic_write, full_suffix
 from r2mf_monai.outputs.dicom_seg import read_dicom_header, write_dicom_seg
 from r2mf_monai.outputs.overlay import save_mask_png, save_overlay
+from r2mf_monai.transforms.readers import RADIOGRAPH_SUFFIXES
 
 __all__ = ["SaveSegmentationd", "SaveSegmentationD", "SaveSegmentationDict", "SUPPORTED_FORMATS"]
 
@@ -42,11 +43,9 @@ logger = logging.getLogger(__name__)
 #: ``dcmseg`` (DICOM SEG, only for DICOM sources).
 SUPPORTED_FORMATS = ("png", "nii", "dcmseg")
 
-# input suffixes stripped from the output stem; anything else (e.g. the ".5" of a DICOM file named by its UID) is kept
-_IMAGE_SUFFIXES = {
-    ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".dicom", ".dic", ".ima",
-    ".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr",
-}  # fmt: skip
+# input suffixes stripped from the output stem: the reader's, and other image formats a pipeline may have converted
+# from; anything else (e.g. the ".5" of a DICOM file named by its UID) is kept
+_IMAGE_SUFFIXES = {*RADIOGRAPH_SUFFIXES, ".ima", ".mha", ".mhd", ".nrrd", ".nhdr"}
 
 
 def _to_numpy(x: Any) -> np.ndarray:

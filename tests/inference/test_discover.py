@@ -28,6 +28,9 @@ def _png(path: Path) -> None:
     "name, content, expected",
     [
         ("a.png", None, True),
+        ("film.BMP", b"BM", True),  # every suffix the reader accepts, whatever its case
+        ("film.gif", b"GIF89a", True),
+        ("film.dic", b"x", True),
         ("scan.nii.gz", b"x", True),
         ("IM0001", b"\0" * 128 + b"DICM" + b"rest", True),
         ("1.2.840.5", b"\0" * 128 + b"DICM", True),
