@@ -13,7 +13,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -226,3 +229,51 @@ def test_unknown_precision_is_one_clear_error(trained_bundle: Path, mixed_folder
                 "fp16",
             ]
         )
+
+
+@pytest.mark.parametrize("wrong", ["model_json", "override"])
+def test_a_checkpoint_that_does_not_fit_is_one_line(
+    wrong: str, trained_bundle: Path, mixed_folder: Path, tmp_path: Path
+) -> None:
+    model = tmp_path / "model.pt"
+    shutil.copy(trained_bundle / "models" / "model.pt", model)
+    config = json.loads((trained_bundle / "models" / "model.json").read_text())
+    cmd = [sys.executable, "-m", "r2mf_monai.cli", "infer", str(mixed_folder), str(tmp_path / "o")]
+    cmd += ["--bundle_dir", str(trained_bundle), "--model", str(model)]
+    if wrong == "model_json":  # a model.json that does not describe its weights (twice the widths)
+        config["network_def"]["channels"] = [2 * c for c in config["network_def"]["channels"]]
+    (tmp_path / "model.json").write_text(json.dumps(config))
+    if wrong == "model_json":
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        )
+    else:  # the paper's widths asked for on the command line of monai.bundle
+        proc = subprocess.run(
+            bundle_cmd(
+                "run",
+                "inference",
+                "--config_file",
+                str(trained_bundle / "configs" / "inference.json"),
+                overrides={
+                    "bundle_root": str(trained_bundle),
+                    "ckpt_path": str(model),
+                    "dataset_dir": str(mixed_folder),
+                    "output_dir": str(tmp_path / "o"),
+                    "network_def#channels": "[32,64,128,256]",
+                },
+            ),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert proc.returncode != 0
+    err = proc.stderr.strip().splitlines()
+    lines = [line for line in err if "does not fit R2MFNet" in line]
+    assert len(lines) == 1, proc.stderr[-3000:]
+    assert re.search(r"is \(\d+, 1, 3, 3\) in the checkpoint but \(\d+, 1, 3, 3\) in the network", lines[0])
+    if wrong == "model_json":  # the CLI prints that line alone, no traceback
+        assert err[-1].startswith("r2mf-monai infer: ") and "Traceback" not in proc.stderr
+        assert "'model.json' does not describe this checkpoint" in err[-1]
+    else:
+        assert "drop the overrides ['channels']" in lines[0]
+    assert not list((tmp_path / "o").glob("*_mask.png"))

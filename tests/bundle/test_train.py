@@ -13,13 +13,18 @@
 from __future__ import annotations
 
 import csv
+import json
+import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.bundle.conftest import TINY, bundle_cmd, run, scratch_bundle
+from tests.bundle.conftest import REPO, TINY, bundle_cmd, run, scratch_bundle
+
+CLI = Path(sys.executable).parent / "r2mf-monai"
 
 pytestmark = pytest.mark.slow
 
@@ -108,3 +113,48 @@ def test_a_folder_with_files_but_no_datalist_is_refused_by_name(tmp_path: Path) 
     with pytest.raises(AssertionError, match="user_data"):
         run(cmd)
     assert not (root / "models" / "model.pt").exists()
+
+
+def test_train_then_infer_with_no_overrides(trained_bundle: Path, tiny_dataset: Path, tmp_path: Path) -> None:
+    # the README's path: train (here narrow, at 64 px), then `r2mf-monai infer` with nothing about the network
+    config = json.loads((trained_bundle / "models" / "model.json").read_text())
+    assert config["image_size"] == int(TINY["image_size"])
+    assert config["network_def"]["channels"] == json.loads(TINY["network_def#channels"])
+    images = tmp_path / "in"
+    images.mkdir()
+    for path in sorted((tiny_dataset / "images").glob("*_coronal.png"))[:2]:
+        shutil.copy(path, images / path.name)
+    run([str(CLI), "infer", str(images), str(tmp_path / "out"), "--bundle_dir", str(trained_bundle)])
+    assert len(list((tmp_path / "out").glob("*_mask.png"))) == 2
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_training_keeps_shipped_weights_unless_overwrite(overwrite: bool, tiny_dataset: Path, tmp_path: Path) -> None:
+    root = scratch_bundle(tmp_path)
+    for name in ("model.pt", "model.json"):
+        shutil.copy(REPO / "bundle" / "models" / name, root / "models" / name)
+    shipped = (root / "models" / "model.pt").read_bytes()
+    overrides = {**TINY, "bundle_root": str(root), "dataset_dir": str(tiny_dataset), "max_epochs": "1"}
+    if overwrite:
+        overrides["overwrite"] = "true"
+    out = run(bundle_cmd("run", "training", "--config_file", str(root / "configs" / "train.json"), overrides=overrides))
+    # one summary line for the epoch, no per-iteration lines at INFO
+    assert len(re.findall(r"epoch 1/1: train_loss [\d.]+, val_mean_dice [\d.]+ \(best", out)) == 1, out[-3000:]
+    assert not re.search(r"iteration \d+/\d+: loss", out) and "Current learning rate" not in out
+    new = sorted((root / "models").glob("model_*.pt"))
+    config = json.loads((root / "models" / "model.json").read_text())
+    if overwrite:
+        assert not new and (root / "models" / "model.pt").read_bytes() != shipped
+        assert config["image_size"] == int(TINY["image_size"])
+        return
+    assert (root / "models" / "model.pt").read_bytes() == shipped and config["image_size"] == 128
+    assert len(new) == 1 and new[0].with_suffix(".json").is_file()
+    # the log names the model and the exact command that infers with it: run that command
+    command = re.search(r"infer with it: r2mf-monai (infer INPUT_DIR OUTPUT_DIR .*)", out).group(1).split()
+    assert command[-2:] == ["--model", str(new[0])]
+    images = tmp_path / "in"
+    images.mkdir()
+    shutil.copy(sorted((tiny_dataset / "images").glob("*.png"))[0], images)
+    command[1:3] = [str(images), str(tmp_path / "out")]
+    run([str(CLI), *command])
+    assert len(list((tmp_path / "out").glob("*_mask.png"))) == 1
