@@ -305,7 +305,7 @@ def evaluate_landmarks(
     min_cobb: float = 5.0,
     worst: int = 8,
     bundle_dir: str | None = None,
-    ckpt_path: str | None = None,
+    model: str | None = None,
     image_size: int | None = None,
     network_def: dict | None = None,
     overrides: dict | None = None,
@@ -329,8 +329,8 @@ def evaluate_landmarks(
         min_cobb: smallest curve measured, degrees.
         worst: films on the contact sheet.
         bundle_dir: the bundle folder; defaults to ``./bundle`` or the current folder.
-        ckpt_path: the weights; defaults to ``BUNDLE/models/model.pt``. With a ``model.json`` beside them (what
-            training writes) they bring their own network and input size.
+        model: the weights; defaults to ``BUNDLE/models/model.pt``. With a ``model.json`` beside them (what training
+            writes) they bring their own network and input size.
         image_size: the network's input side, for weights without a ``model.json``.
         network_def: a whole ``network_def`` (a dict), for weights without a ``model.json``.
         overrides: other bundle keys, e.g. ``'{"precision": "fp32", "review": false}'``.
@@ -339,6 +339,7 @@ def evaluate_landmarks(
     import shlex
     import sys
 
+    from r2mf_monai.checkpoint import CheckpointMismatchError
     from r2mf_monai.experiments.public_benchmark import LayoutError
     from r2mf_monai.experiments.public_benchmark import evaluate_landmarks as run
 
@@ -354,15 +355,15 @@ def evaluate_landmarks(
             min_cobb=min_cobb,
             worst=worst,
             bundle_dir=bundle_dir,
-            ckpt_path=ckpt_path,
+            model=model,
             image_size=image_size,
             network_def=network_def,
             overrides=overrides,
             device=device,
             command=shlex.join(["r2mf-monai", *sys.argv[1:]]),
         )
-    except LayoutError as e:
-        raise SystemExit(f"evaluate-landmarks: {e}") from None
+    except (LayoutError, FileNotFoundError, CheckpointMismatchError) as e:
+        raise SystemExit(f"r2mf-monai evaluate-landmarks: {e}") from None
     return output_dir
 
 

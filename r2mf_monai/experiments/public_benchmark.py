@@ -277,7 +277,7 @@ def run_bundle_inference(
     films: Sequence[Film],
     output_dir: str | os.PathLike,
     bundle_dir: str | None = None,
-    ckpt_path: str | None = None,
+    model: str | None = None,
     image_size: int | None = None,
     network_def: Mapping[str, Any] | None = None,
     overrides: Mapping[str, Any] | None = None,
@@ -291,24 +291,25 @@ def run_bundle_inference(
         films: the films.
         output_dir: folder for the masks.
         bundle_dir: the bundle folder; defaults to ``./bundle`` or the current folder (whichever holds configs/).
-        ckpt_path: the weights; defaults to the bundle's ``models/model.pt``. With a ``model.json`` beside them
-            (what training writes) they bring their own network and input size.
+        model: the weights (``ckpt_path``); defaults to the bundle's ``models/model.pt``. With a ``model.json``
+            beside them (what training writes) they bring their own network and input size.
         image_size: the network's input side, for weights without a ``model.json``.
         network_def: a whole ``network_def`` instead of inference.json's, for weights without a ``model.json``.
         overrides: any other bundle keys, e.g. ``{"precision": "fp32", "review": False}``.
         device: ``cpu``, ``cuda`` or ``cuda:N``; defaults to the config's.
 
     Raises:
-        FileNotFoundError: no ``configs/inference.json`` in the bundle folder, or no checkpoint.
+        FileNotFoundError: no ``configs/inference.json`` in the bundle folder, no checkpoint, or no ``model.json``
+            beside it (and no ``network_def``).
+        CheckpointMismatchError: weights that do not fit the network.
     """
     from monai.bundle import ConfigWorkflow
 
-    from r2mf_monai.bundle_paths import default_bundle_root
+    from r2mf_monai.bundle_paths import find_bundle
+    from r2mf_monai.checkpoint import CheckpointMismatchError
 
-    root = os.path.abspath(bundle_dir) if bundle_dir else default_bundle_root()
+    root = str(find_bundle(bundle_dir, config="inference.json", option="--bundle_dir"))
     config = os.path.join(root, "configs", "inference.json")
-    if not os.path.isfile(config):
-        raise FileNotFoundError(f"--bundle_dir: no configs/inference.json in '{root}'")
     out = Path(output_dir).absolute()
     out.mkdir(parents=True, exist_ok=True)
     args: dict[str, Any] = {
@@ -319,10 +320,10 @@ def run_bundle_inference(
         "output_formats": ["png"],
         "save_overlay": False,
     }
-    if ckpt_path is not None:
-        if not os.path.isfile(ckpt_path):
-            raise FileNotFoundError(f"--ckpt_path '{ckpt_path}' does not exist")
-        args["ckpt_path"] = os.path.abspath(ckpt_path)
+    if model is not None:
+        if not os.path.isfile(model):
+            raise FileNotFoundError(f"--model '{model}' does not exist")
+        args["ckpt_path"] = os.path.abspath(model)
     if image_size is not None:
         args["image_size"] = int(image_size)
     if network_def is not None:
@@ -337,8 +338,17 @@ def run_bundle_inference(
         workflow_type="infer",
         **args,
     )
-    workflow.initialize()
-    workflow.run()
+    try:
+        workflow.initialize()
+        workflow.run()
+    except Exception as e:
+        # a checkpoint without its model.json, or one that does not fit its network: that error, not MONAI's chain
+        cause: BaseException | None = e
+        while cause is not None and not isinstance(cause, (CheckpointMismatchError, FileNotFoundError)):
+            cause = cause.__cause__
+        if cause is None:
+            raise
+        raise cause from None
     workflow.finalize()
     return out
 
@@ -620,7 +630,7 @@ def evaluate_landmarks(
     min_cobb: float = 5.0,
     worst: int = 8,
     bundle_dir: str | None = None,
-    ckpt_path: str | None = None,
+    model: str | None = None,
     image_size: int | None = None,
     network_def: Mapping[str, Any] | None = None,
     overrides: Mapping[str, Any] | None = None,
@@ -641,7 +651,7 @@ def evaluate_landmarks(
         min_cobb: smallest curve measured, degrees. Defaults to ``5.0`` (the measurement's default).
         worst: films on the contact sheet and in the worst-films table. Defaults to ``8``.
         bundle_dir: the bundle folder (see :func:`run_bundle_inference`, as are the next four).
-        ckpt_path: the weights.
+        model: the weights.
         image_size: the network's input side.
         network_def: a whole ``network_def``.
         overrides: other bundle keys.
@@ -666,7 +676,7 @@ def evaluate_landmarks(
     elif not skip_inference:
         pred_dir = out / "predicted"
         logger.info("segmenting %d films with the bundle into %s", len(films), pred_dir)
-        run_bundle_inference(films, pred_dir, bundle_dir, ckpt_path, image_size, network_def, overrides, device)
+        run_bundle_inference(films, pred_dir, bundle_dir, model, image_size, network_def, overrides, device)
     review = _read_review(pred_dir) if pred_dir is not None else {}
 
     rows: list[dict] = []
@@ -692,6 +702,8 @@ def evaluate_landmarks(
         "split": split,
         "limit": limit,
         "predictions": None if pred_dir is None else str(pred_dir.absolute()),
+        "model": None if pred_dir is None or predictions is not None else (model or "the bundle's models/model.pt"),
+        "bundle_overrides": {"image_size": image_size, "network_def": network_def, **dict(overrides or {})},
         "min_cobb_deg": min_cobb,
         "angles": "main = angles.csv's first column (the largest curve), then the second and third columns "
         "(see r2mf_monai.experiments.public_benchmark)",
@@ -721,8 +733,11 @@ def evaluate_landmarks(
 def main(argv: Sequence[str] | None = None) -> dict:
     """Command line (``scripts/evaluate_landmarks.py``; ``r2mf-monai evaluate-landmarks`` is the same with fire).
 
-    A folder in the wrong layout ends the program with one line naming the file or folder (exit status 1).
+    A folder in the wrong layout, a missing file or weights that do not fit end the program with one line naming the
+    file or folder (exit status 1).
     """
+    from r2mf_monai.checkpoint import CheckpointMismatchError
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset_dir", help="AASCE-layout folder (data/<split>/, labels/<split>/)")
     parser.add_argument("output_dir", help="folder for per_film.csv/.json, summary.json/.md, worst_films.png")
@@ -734,7 +749,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--min_cobb", type=float, default=5.0)
     parser.add_argument("--worst", type=int, default=8, help="films on the contact sheet")
     parser.add_argument("--bundle_dir", default=None)
-    parser.add_argument("--ckpt_path", default=None, help="weights (default BUNDLE/models/model.pt)")
+    parser.add_argument("--model", default=None, help="weights (default BUNDLE/models/model.pt, with model.json)")
     parser.add_argument("--image_size", type=int, default=None)
     parser.add_argument("--network_def", type=json.loads, default=None, help="a whole network_def as JSON")
     parser.add_argument("--overrides", type=json.loads, default=None, help="other bundle keys as a JSON object")
@@ -744,5 +759,5 @@ def main(argv: Sequence[str] | None = None) -> dict:
     command = shlex.join(["python", "scripts/evaluate_landmarks.py", *(sys.argv[1:] if argv is None else argv)])
     try:
         return evaluate_landmarks(**vars(args), command=command)
-    except LayoutError as e:
+    except (LayoutError, FileNotFoundError, CheckpointMismatchError) as e:
         raise SystemExit(f"evaluate-landmarks: {e}") from None
