@@ -40,6 +40,7 @@ __all__ = [
     "CheckpointMismatchError",
     "check_checkpoint_fits",
     "describe_network",
+    "load_weights",
     "log_trained_model",
     "model_config_path",
     "network_from_checkpoint",
@@ -135,7 +136,13 @@ def read_model_config(ckpt_path: str | os.PathLike) -> dict[str, Any]:
     return config
 
 
-def _state_dict(ckpt_path: str | os.PathLike) -> dict[str, torch.Tensor]:
+def load_weights(ckpt_path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The network weights of ``ckpt_path``: the state dict itself, or the ``"model"`` entry of a MONAI
+    ``CheckpointSaver`` dict (loaded on the CPU, tensors only).
+
+    Raises:
+        ValueError: when the file holds no state dict.
+    """
     state = torch.load(str(ckpt_path), map_location="cpu", weights_only=True)
     if isinstance(state, dict) and isinstance(state.get("model"), dict):  # a CheckpointSaver dict
         state = state["model"]
@@ -158,7 +165,7 @@ def check_checkpoint_fits(network: torch.nn.Module, ckpt_path: str | os.PathLike
     """
     if not os.path.isfile(ckpt_path):
         raise FileNotFoundError(f"checkpoint '{ckpt_path}' does not exist")
-    saved = _state_dict(ckpt_path)
+    saved = load_weights(ckpt_path)
     wanted = _unwrap(network).state_dict()
     problems = []
     for key, tensor in wanted.items():

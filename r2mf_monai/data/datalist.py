@@ -19,7 +19,6 @@ may be any alias of :data:`VIEW_ALIASES` (case-insensitive), and is written as o
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from r2mf_monai.constants import VIEWS
+from r2mf_monai.outputs.atomic import write_json
 from r2mf_monai.transforms.readers import DICOM_SUFFIXES, RADIOGRAPH_SUFFIXES, detect_format
 
 __all__ = ["build_datalist", "split_patients", "parse_stem", "normalise_view", "VIEW_ALIASES", "DEFAULT_PATTERN"]
@@ -253,10 +253,7 @@ def build_datalist(
         "seed": seed,
         **parts,
     }
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp")
-    tmp.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, output)
+    write_json(output, content)
     logger.info(
         "wrote %s: %s items (training %d, validation %d, test %d) from %d patients",
         output,

@@ -42,6 +42,7 @@ from PIL import Image
 from skimage.draw import polygon, polygon_perimeter
 from tqdm import tqdm
 
+from r2mf_monai.outputs.atomic import write_with
 from r2mf_monai.transforms.readers import RADIOGRAPH_SUFFIXES, detect_format
 
 __all__ = ["convert_landmarks", "column_mask", "read_mat_landmarks", "read_csv_landmarks", "AASCE_VERTEBRAE"]
@@ -226,9 +227,7 @@ def _find_image(name: str, images: Path, by_stem: dict[str, Path]) -> Path:
 
 
 def _write_png(mask: np.ndarray, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    Image.fromarray(mask, mode="L").save(tmp)
-    os.replace(tmp, path)
+    write_with(path, lambda tmp: Image.fromarray(mask, mode="L").save(tmp))
 
 
 def convert_landmarks(

@@ -58,6 +58,7 @@ import torch
 import torch.nn as nn
 
 from r2mf_monai.bundle_paths import find_bundle
+from r2mf_monai.checkpoint import load_weights
 from r2mf_monai.constants import VIEWS
 from r2mf_monai.experiments.models import MODELS, build_network
 from r2mf_monai.networks.complexity import count_complexity
@@ -212,12 +213,6 @@ def _reset_peak_rss() -> bool:
 
 
 # --- one measurement, in its own process ----------------------------------------------------------------------------
-def _state_dict(checkpoint: Any) -> dict:
-    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("model"), dict):
-        return checkpoint["model"]
-    return checkpoint
-
-
 def _calibrate_batch_norm(net: nn.Module, images: torch.Tensor) -> None:
     """Set batch-norm running statistics to the average over ``images`` (one at a time, as training with batch 1)."""
     bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -243,7 +238,7 @@ def _weights(spec: dict[str, Any]) -> nn.Module:
         net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     else:
         if spec.get("checkpoint"):
-            net.load_state_dict(_state_dict(torch.load(spec["checkpoint"], map_location="cpu", weights_only=True)))
+            net.load_state_dict(load_weights(spec["checkpoint"]))
         else:
             _calibrate_batch_norm(net, torch.load(spec["images_file"], weights_only=True))
         torch.save(net.state_dict(), weights)
@@ -393,7 +388,7 @@ def _agreement(spec: dict[str, Any]) -> dict[str, Any]:
     for key, value in (spec.get("overrides") or {}).items():
         parser[key] = value
     net = parser.get_parsed_content("network_def", instantiate=True)
-    net.load_state_dict(_state_dict(torch.load(spec["checkpoint"], map_location="cpu", weights_only=True)))
+    net.load_state_dict(load_weights(spec["checkpoint"]))
     net.eval()
     images, names = _agreement_images(spec)
 

@@ -40,6 +40,9 @@ import torch.nn as nn
 from monai.data import MetaTensor
 from monai.utils import optional_import
 
+from r2mf_monai.checkpoint import load_weights
+from r2mf_monai.outputs.atomic import atomic_write
+
 __all__ = ["BACKENDS", "OnnxRuntimeNetwork", "export_onnx", "onnx_overrides"]
 
 ort, _has_ort = optional_import("onnxruntime")
@@ -115,11 +118,16 @@ class OnnxRuntimeNetwork(nn.Module):
         return f"path='{self.path}', input_shape={self.input_shape}"
 
 
-def _state_dict(checkpoint: Any) -> dict:
-    """The network weights in a MONAI ``CheckpointSaver`` file: the state dict itself or its ``"model"`` entry."""
-    if isinstance(checkpoint, dict) and "model" in checkpoint and isinstance(checkpoint["model"], dict):
-        return checkpoint["model"]
-    return checkpoint
+def _inline_external_data(path: Path) -> None:
+    """Put the weights that the dynamo exporter wrote to a side file (``<path>.data``) into the model itself, so the
+    exported file is complete under its final name (the side file would keep the temporary name)."""
+    side = Path(f"{path}.data")
+    if not side.is_file():
+        return
+    import onnx
+
+    onnx.save_model(onnx.load(str(path)), str(path))  # load_external_data=True reads the side file in
+    side.unlink()
 
 
 def export_onnx(
@@ -157,13 +165,11 @@ def export_onnx(
     if checkpoint is not None:
         if not os.path.isfile(checkpoint):
             raise FileNotFoundError(f"checkpoint '{checkpoint}' does not exist")
-        network.load_state_dict(_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True)))
+        network.load_state_dict(load_weights(checkpoint))
     network = network.to("cpu").eval()
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp.onnx")
     example = torch.rand(1, 1, int(image_size), int(image_size))
-    try:
+    with atomic_write(output) as tmp:
         convert_to_onnx(
             network,
             inputs=[example],
@@ -176,11 +182,7 @@ def export_onnx(
             rtol=rtol,
             atol=atol,
         )
-        os.replace(tmp, output)
-    finally:
-        # the dynamo exporter may also write external-data side files next to tmp; only tmp itself is ours
-        if tmp.exists():
-            tmp.unlink()
+        _inline_external_data(tmp)
     logger.info("exported ONNX model to %s", output)
     return output
 

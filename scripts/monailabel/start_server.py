@@ -44,6 +44,11 @@ __all__ = ["MONAILABEL_POSTPROCESSING", "main", "prepare_app", "server_command"]
 logger = logging.getLogger("r2mf_monai.monailabel")
 
 REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # run from a checkout without installing the package
+    sys.path.insert(0, str(REPO))
+
+from r2mf_monai.outputs.atomic import write_json  # noqa: E402
+
 DEFAULT_NAME = "r2mf_spine"
 # MONAI Label appends ``Restored`` (which expects a channel-first array) and writes the result with ITK: a float or
 # channel-first array cannot be written as a PNG/JPEG label. The bundle's postprocessing already ends with Invertd
@@ -77,12 +82,6 @@ def _set(config: dict, key: str, value: Any) -> None:
         node[int(last)] = value
     else:
         node[last] = value
-
-
-def _write_json(path: Path, content: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(content, indent=4) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def prepare_app(
@@ -169,7 +168,7 @@ def prepare_app(
             for handler in config.get("train", {}).get("handlers", []):
                 if isinstance(handler, dict) and handler.get("_target_") == "CheckpointLoader":
                     handler["_target_"] = "monai.handlers.CheckpointLoader"
-        _write_json(path, config)
+        write_json(path, config, indent=4)
     logger.info("MONAI Label app ready: %s (bundle '%s' in %s)", app, name, target)
     return app
 
