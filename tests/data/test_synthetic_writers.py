@@ -20,7 +20,6 @@ from PIL import Image
 from pydicom.uid import UID, DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian
 
 from r2mf_monai.data.synthetic.writers import (
-    atomic_write,
     synthetic_uid,
     to_stored,
     write_aasce,
@@ -29,6 +28,7 @@ from r2mf_monai.data.synthetic.writers import (
     write_mask,
     write_png,
 )
+from r2mf_monai.outputs.atomic import write_with
 
 
 def _display(rows: int = 40, cols: int = 24) -> np.ndarray:
@@ -157,7 +157,7 @@ def test_mask_is_0_255(tmp_path):
     assert set(np.unique(back)) == {0, 255} and (back > 0).sum() == 12
 
 
-def test_json_and_atomic_write(tmp_path):
+def test_json_and_a_failed_write(tmp_path):
     write_json(tmp_path / "d.json", {"a": [1, 2]})
     assert json.loads((tmp_path / "d.json").read_text()) == {"a": [1, 2]}
 
@@ -166,7 +166,7 @@ def test_json_and_atomic_write(tmp_path):
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):
-        atomic_write(tmp_path / "e.json", failing)
+        write_with(tmp_path / "e.json", failing)
     assert not (tmp_path / "e.json").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.json"]  # no temporary left behind
 

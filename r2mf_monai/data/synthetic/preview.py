@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from r2mf_monai.data.synthetic.anatomy import VIEWS
-from r2mf_monai.data.synthetic.writers import atomic_write
+from r2mf_monai.outputs.atomic import write_with
 
 __all__ = ["read_display", "write_preview"]
 
@@ -137,4 +137,4 @@ def write_preview(
             )
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write(out, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, facecolor="black"))
+    return write_with(out, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, facecolor="black"))

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +37,9 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from r2mf_monai.outputs.atomic import write_with
+
 __all__ = [
-    "atomic_write",
     "write_png",
     "write_mask",
     "write_json",
@@ -49,27 +50,6 @@ __all__ = [
     "write_aasce",
     "synthetic_to_aasce",
 ]
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary path next to ``path``, then rename it to ``path``.
-
-    Args:
-        path: the final file.
-        write: function that writes the file it is given.
-
-    Returns:
-        the final path.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
 
 
 def write_png(path: str | os.PathLike, array: np.ndarray, spacing_mm: float | None = None, compress: int = 3) -> Path:
@@ -91,7 +71,7 @@ def write_png(path: str | os.PathLike, array: np.ndarray, spacing_mm: float | No
     kw: dict[str, Any] = {"format": "PNG", "compress_level": int(compress)}
     if spacing_mm:
         kw["dpi"] = (25.4 / spacing_mm, 25.4 / spacing_mm)
-    return atomic_write(path, lambda tmp: im.save(tmp, **kw))
+    return write_with(path, lambda tmp: im.save(tmp, **kw))
 
 
 def write_mask(path: str | os.PathLike, mask: np.ndarray) -> Path:
@@ -103,7 +83,7 @@ def write_mask(path: str | os.PathLike, mask: np.ndarray) -> Path:
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write JSON (UTF-8, indented) atomically."""
     text = json.dumps(obj, indent=1)
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+    return write_with(path, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
 
 
 def to_stored(display: np.ndarray, bits: int, low: int, high: int, invert: bool) -> np.ndarray:
@@ -256,7 +236,7 @@ def dicom_dataset(stored: np.ndarray, info: dict[str, Any]) -> Dataset:
 def write_dicom(path: str | os.PathLike, stored: np.ndarray, info: dict[str, Any]) -> Path:
     """Write :func:`dicom_dataset` ``(stored, info)`` as a DICOM Part-10 file (atomic)."""
     ds = dicom_dataset(stored, info)
-    return atomic_write(path, lambda tmp: dcmwrite(tmp, ds, enforce_file_format=True))
+    return write_with(path, lambda tmp: dcmwrite(tmp, ds, enforce_file_format=True))
 
 
 def write_aasce(
@@ -303,15 +283,15 @@ def write_aasce(
         p2 = c[:, [0, 1, 3, 2]].reshape(-1, 2)  # UL, UR, LR, LL -> top-left, top-right, bottom-left, bottom-right
         file_name = f"{name}.jpg"
         im = Image.fromarray(np.ascontiguousarray(a))
-        atomic_write(images / file_name, lambda tmp, im=im: im.save(tmp, format="JPEG", quality=int(quality)))
-        atomic_write(labels / f"{file_name}.mat", lambda tmp, p2=p2: savemat(tmp, {"p2": p2}, appendmat=False))
+        write_with(images / file_name, lambda tmp, im=im: im.save(tmp, format="JPEG", quality=int(quality)))
+        write_with(labels / f"{file_name}.mat", lambda tmp, p2=p2: savemat(tmp, {"p2": p2}, appendmat=False))
         h, w = a.shape
         names.append(file_name)
         angle_rows.append(",".join(f"{float(v):.4f}" for v in angles))
         landmark_rows.append(",".join(f"{v:.6f}" for v in np.concatenate([p2[:, 0] / w, p2[:, 1] / h])))
     for file, rows in (("filenames.csv", names), ("angles.csv", angle_rows), ("landmarks.csv", landmark_rows)):
         text = "".join(f"{r}\n" for r in rows)
-        atomic_write(labels / file, lambda tmp, text=text: Path(tmp).write_text(text, encoding="utf-8"))
+        write_with(labels / file, lambda tmp, text=text: Path(tmp).write_text(text, encoding="utf-8"))
     return out
 
 
