@@ -679,21 +679,24 @@ def evaluate_landmarks(
         run_bundle_inference(films, pred_dir, bundle_dir, model, image_size, network_def, overrides, device)
     review = _read_review(pred_dir) if pred_dir is not None else {}
 
+    def predicted(film: Film) -> np.ndarray | None:
+        if pred_dir is None:
+            return None
+        mask_file = pred_dir / f"{film.stem}_mask.png"
+        if not mask_file.is_file():
+            raise FileNotFoundError(f"no predicted mask '{mask_file.name}' for film '{film.name}' in '{pred_dir}'")
+        with Image.open(mask_file) as im:
+            return np.asarray(im.convert("L"))
+
     rows: list[dict] = []
-    errors: list[float] = []
+    centrelines: list[dict] = []  # the masks are rebuilt for the few films drawn, the centrelines are kept
     for film in tqdm(films, desc="evaluate", unit="film"):
-        pred = None
-        if pred_dir is not None:
-            mask_file = pred_dir / f"{film.stem}_mask.png"
-            if not mask_file.is_file():
-                raise FileNotFoundError(f"no predicted mask '{mask_file.name}' for film '{film.name}' in '{pred_dir}'")
-            with Image.open(mask_file) as im:
-                pred = np.asarray(im.convert("L"))
-        row, _ = evaluate_film(film, pred, min_cobb=min_cobb)
+        row, extra = evaluate_film(film, predicted(film), min_cobb=min_cobb)
         if film.name in review:
             row["review_score"], row["review_flag"] = round(review[film.name][0], 5), review[film.name][1]
         rows.append(row)
-        errors.append(row["pred_main_error" if pred is not None else "gt_main_error"])
+        centrelines.append({k: v for k, v in extra.items() if k.endswith("centreline")})
+    errors = [r["pred_main_error" if pred_dir is not None else "gt_main_error"] for r in rows]
 
     order = list(np.argsort(-np.asarray(errors), kind="stable")[: max(worst, 0)])
     meta = {
@@ -718,13 +721,11 @@ def evaluate_landmarks(
     _write_text(out / "summary.md", _markdown(summary, [rows[i] for i in order]))
     if order:
         tiles = []
-        for i in order:  # re-evaluated for the drawing: masks of all films are not kept in memory
-            film = films[i]
-            pred = None
-            if pred_dir is not None:
-                with Image.open(pred_dir / f"{film.stem}_mask.png") as im:
-                    pred = np.asarray(im.convert("L"))
-            tiles.append((rows[i], film, evaluate_film(film, pred, min_cobb=min_cobb)[1]))
+        for i in order:
+            pred = predicted(films[i])
+            gt = column_mask(films[i].points, films[i].shape) > 0
+            extra = {**centrelines[i], "gt": gt, "pred": None if pred is None else pred > 0}
+            tiles.append((rows[i], films[i], extra))
         write_contact_sheet(tiles, out / "worst_films.png")
     logger.info("wrote per_film.csv/.json, summary.json/.md and worst_films.png to %s", out)
     return summary
