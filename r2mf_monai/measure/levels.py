@@ -35,8 +35,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from r2mf_monai.constants import VERTEBRAE
+
 __all__ = [
-    "VERTEBRAE",
     "BODY_HEIGHT_MM",
     "DISC_HEIGHT_MM",
     "REGIONS",
@@ -45,8 +46,6 @@ __all__ = [
     "region_of",
 ]
 
-VERTEBRAE: tuple[str, ...] = tuple([f"T{i}" for i in range(1, 13)] + [f"L{i}" for i in range(1, 6)])
-"""Vertebrae from T1 to L5; the sacrum is labelled ``"S"``."""
 
 BODY_HEIGHT_MM: dict[str, float] = {
     "T1": 15.0, "T2": 16.0, "T3": 16.5, "T4": 17.0, "T5": 17.5, "T6": 18.0, "T7": 18.5, "T8": 19.0, "T9": 19.5,

@@ -38,13 +38,13 @@ from typing import Any
 import numpy as np
 
 from r2mf_monai import __version__
+from r2mf_monai.constants import VIEWS
 from r2mf_monai.measure.centreline import parse_spacing
 from r2mf_monai.measure.cobb import ViewMeasurement, measure_mask
 from r2mf_monai.measure.lenke import LenkeClassification, classify_lenke
 from r2mf_monai.measure.levels import LevelModel
 
 __all__ = [
-    "VIEWS",
     "MASK_SUFFIXES",
     "StudyReport",
     "read_mask",
@@ -56,7 +56,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-VIEWS: tuple[str, ...] = ("coronal", "left_bending", "right_bending")
 MASK_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".nii", ".nii.gz")
 _NAME = re.compile(
     r"^(?P<patient>.+?)_(?P<view>coronal|left_bending|right_bending)(?:_(?:mask|seg|label|labels|pred))?$", re.I

@@ -19,7 +19,8 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from r2mf_monai.data.synthetic import VIEWS, read_display, synthesize_dataset, write_preview
+from r2mf_monai.constants import VIEWS
+from r2mf_monai.data.synthetic import read_display, synthesize_dataset, write_preview
 
 
 @pytest.fixture(scope="module")

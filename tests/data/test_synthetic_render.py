@@ -16,7 +16,8 @@ import pytest
 from scipy import ndimage
 from skimage import draw
 
-from r2mf_monai.data.synthetic.anatomy import VIEWS, sample_patient, view_geometry
+from r2mf_monai.constants import VIEWS
+from r2mf_monai.data.synthetic.anatomy import sample_patient, view_geometry
 from r2mf_monai.data.synthetic.render import (
     QUALITIES,
     pixel_landmarks,

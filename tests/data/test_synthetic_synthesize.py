@@ -22,7 +22,8 @@ from PIL import Image
 from scipy import ndimage
 from skimage import draw
 
-from r2mf_monai.data.synthetic import VERTEBRAE, VIEWS, split_counts, synthesize_dataset
+from r2mf_monai.constants import VERTEBRAE, VIEWS
+from r2mf_monai.data.synthetic import split_counts, synthesize_dataset
 
 SCALE = 0.12
 LISTS = ("training", "validation", "test")

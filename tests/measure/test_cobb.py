@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from r2mf_monai.constants import VERTEBRAE
 from r2mf_monai.measure.cobb import measure_mask, tangent_extremes
-from r2mf_monai.measure.levels import REGIONS, VERTEBRAE, LevelModel
+from r2mf_monai.measure.levels import REGIONS, LevelModel
 from tests.measure.shapes import arc_mask, band, path, s_curve_mask, straight_mask
 
 # the test columns are geometric: without a sacrum at the bottom, so that the whole column can bound curves

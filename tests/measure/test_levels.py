@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from r2mf_monai.measure.levels import REGIONS, VERTEBRAE, LevelModel, region_of
+from r2mf_monai.constants import VERTEBRAE
+from r2mf_monai.measure.levels import REGIONS, LevelModel, region_of
 
 
 def test_edges_cover_the_column_in_order():

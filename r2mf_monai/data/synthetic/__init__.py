@@ -85,13 +85,11 @@ What is modelled and what is not is described in ``bundle/docs/README.md`` (sect
 
 from __future__ import annotations
 
-from r2mf_monai.data.synthetic.anatomy import VERTEBRAE, VIEWS, cobb_between, measure_curves
+from r2mf_monai.data.synthetic.anatomy import cobb_between, measure_curves
 from r2mf_monai.data.synthetic.preview import read_display, write_preview
 from r2mf_monai.data.synthetic.synthesize import generate_patient, split_counts, synthesize_dataset
 
 __all__ = [
-    "VERTEBRAE",
-    "VIEWS",
     "cobb_between",
     "measure_curves",
     "generate_patient",

@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from r2mf_monai.constants import VERTEBRAE, VIEWS
+
 __all__ = [
-    "VERTEBRAE",
     "CERVICAL",
-    "VIEWS",
     "DesignedCurve",
     "Patient",
     "ViewGeometry",
@@ -52,9 +52,7 @@ __all__ = [
     "spine_mask_polygons",
 ]
 
-VERTEBRAE: tuple[str, ...] = tuple([f"T{i}" for i in range(1, 13)] + [f"L{i}" for i in range(1, 6)])
 CERVICAL: tuple[str, ...] = ("C3", "C4", "C5", "C6", "C7")
-VIEWS: tuple[str, ...] = ("coronal", "left_bending", "right_bending")
 
 # Adult vertebral body heights and coronal widths, T1..L5, in mm (order of magnitude of morphometric tables such as
 # Panjabi et al., Spine 1991/1992); disc heights below each vertebra (T1/T2 .. L5/S1). Scaled per patient.
@@ -182,7 +180,11 @@ def _arc_layout(heights: np.ndarray, discs: np.ndarray) -> tuple[np.ndarray, np.
 
 
 def curve_region(apex: int) -> str:
-    """SRS region of a curve from its apex vertebra index: proximal/main thoracic, thoracolumbar or lumbar."""
+    """SRS region of a curve from its apex vertebra index: proximal/main thoracic, thoracolumbar or lumbar.
+
+    Kept apart from the measurement's :func:`r2mf_monai.measure.levels.region_of` on purpose: these rules make the
+    ground truth the measurement is scored against, so they must not be the code under test.
+    """
     name = VERTEBRAE[apex]
     if name in ("T1", "T2", "T3", "T4", "T5"):
         return "proximal_thoracic"

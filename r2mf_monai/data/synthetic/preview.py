@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from r2mf_monai.data.synthetic.anatomy import VIEWS
+from r2mf_monai.constants import VIEWS
 from r2mf_monai.outputs.atomic import write_with
 
 __all__ = ["read_display", "write_preview"]

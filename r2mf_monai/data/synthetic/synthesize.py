@@ -28,14 +28,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from r2mf_monai.data.synthetic.anatomy import (
-    VERTEBRAE,
-    VIEWS,
-    cobb_between,
-    measure_curves,
-    sample_patient,
-    view_geometry,
-)
+from r2mf_monai.constants import VERTEBRAE, VIEWS
+from r2mf_monai.data.synthetic.anatomy import cobb_between, measure_curves, sample_patient, view_geometry
 from r2mf_monai.data.synthetic.render import (
     QUALITIES,
     pixel_landmarks,
