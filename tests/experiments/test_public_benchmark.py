@@ -26,11 +26,14 @@ from r2mf_monai.data.synthetic import synthesize_dataset
 from r2mf_monai.data.synthetic.writers import synthetic_to_aasce
 from r2mf_monai.experiments.public_benchmark import (
     LayoutError,
+    aasce_angles,
     evaluate_landmarks,
     main,
     read_aasce_dataset,
     smape,
 )
+from r2mf_monai.measure import LevelModel, measure_mask
+from tests.measure.shapes import arc_mask, s_curve_mask
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -154,6 +157,20 @@ def test_limit(aasce, tmp_path):
     summary = evaluate_landmarks(aasce, tmp_path, skip_inference=True, limit=1, worst=1)
     rows = json.loads((tmp_path / "per_film.json").read_text())
     assert summary["films"] == 1 and len(rows) == 1 and rows[0]["film"] == read_aasce_dataset(aasce)[0].name
+
+
+@pytest.mark.parametrize(
+    "mask, expected",
+    [
+        (arc_mask(40.0), (40.0, 0.0, 0.0)),  # C-shaped: nothing above or below the main curve
+        (s_curve_mask((-20.0, 20.0, -40.0)), (60.0, 40.0, 0.0)),  # main curve low: the one above, then above that
+        (s_curve_mask((-40.0, 20.0, -20.0)), (60.0, 0.0, 40.0)),  # main curve high: the one above, the one below
+    ],
+)
+def test_aasce_angles_slots(mask, expected):
+    """The challenge calculator's three slots, read from a measured centreline."""
+    view = measure_mask(mask, levels=LevelModel(sacrum_mm=0.0))
+    np.testing.assert_allclose(aasce_angles(view), expected, atol=2.5)
 
 
 @pytest.mark.parametrize(
