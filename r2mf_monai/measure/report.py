@@ -25,11 +25,9 @@ Outputs are written atomically (temporary name, then ``os.replace``) as ``<name>
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +41,7 @@ from r2mf_monai.measure.centreline import parse_spacing
 from r2mf_monai.measure.cobb import ViewMeasurement, measure_mask
 from r2mf_monai.measure.lenke import LenkeClassification, classify_lenke
 from r2mf_monai.measure.levels import LevelModel
+from r2mf_monai.outputs.atomic import write_json, write_with
 
 __all__ = [
     "MASK_SUFFIXES",
@@ -311,20 +310,6 @@ def measure_study(
     )
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    """Write through ``write(tmp_path)`` to a temporary file in the same folder, then rename onto ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def write_report(
     report: StudyReport,
     output_dir: str | os.PathLike,
@@ -344,19 +329,14 @@ def write_report(
     """
     out = Path(output_dir)
     json_path = out / f"{report.patient_id}_measurements.json"
-    text = json.dumps(report.to_dict(), indent=2, allow_nan=False)
-
-    def _json(tmp: str) -> None:
-        Path(tmp).write_text(text + "\n", encoding="utf-8")
-
-    _atomic_write(json_path, _json)
+    write_json(json_path, report.to_dict(), allow_nan=False)
     logger.info("measurements of %s written to %s", report.patient_id, json_path)
     paths = {"report": str(json_path)}
     if figure:
         from r2mf_monai.measure.figure import draw_study
 
         png_path = out / f"{report.patient_id}_measurements.png"
-        _atomic_write(png_path, lambda tmp: draw_study(report, tmp, images=images))
+        write_with(png_path, lambda tmp: draw_study(report, tmp, images=images))
         logger.info("figure of %s written to %s", report.patient_id, png_path)
         paths["figure"] = str(png_path)
     return paths
