@@ -9,10 +9,13 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Data for training and testing: the synthetic generator, datalists, the view-balanced sampler, landmark masks.
+"""Data for training and testing: the synthetic generator (``synthetic/``), datalists from a user's folders
+(``datalist``), the data set a training run needs, generated on first use (``ensure``), the view-balanced sampler
+(``sampler``) and the AASCE landmark-to-mask converter (``landmarks``).
 
-Nothing here is needed at inference. Submodules are imported where they are used (for example
-``from r2mf_monai.data.synthetic import synthesize_dataset``), so importing this package stays cheap.
+Nothing here is needed at inference (finding the inputs of a run is :mod:`r2mf_monai.inference.discover`).
+Submodules are imported where they are used (for example ``from r2mf_monai.data.synthetic import
+synthesize_dataset``), so importing this package stays cheap.
 """
 
 from __future__ import annotations

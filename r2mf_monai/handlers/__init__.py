@@ -10,7 +10,9 @@
 # limitations under the License.
 
 """Ignite/MONAI handlers of our own: a per-epoch metrics CSV, the run's progress bar and epoch lines, the model's
-``model.json``, the review flag and the stratified evaluation report."""
+``model.json``, the review flag and the stratified evaluation report. Under ``torch.distributed``
+(``multi_gpu_evaluate.json``) the review flag and the report gather every rank's records and rank 0 writes them
+(:mod:`r2mf_monai.handlers.distributed`)."""
 
 from __future__ import annotations
 
