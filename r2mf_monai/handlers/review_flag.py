@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from r2mf_monai.handlers.distributed import gather_in_sampler_order, is_writer
 from r2mf_monai.outputs.atomic import atomic_write
 
 if TYPE_CHECKING:
@@ -128,7 +129,9 @@ class ReviewFlag:
                 logger.warning("review flag: %s (uncertainty %.4f > %.4f)", name, score, self.threshold)
 
     def _write(self, engine: Engine) -> None:
-        if self.output_dir is None:
+        # under torch.distributed (multi_gpu_evaluate.json) each rank scored a share: rank 0 writes them all
+        self.records = gather_in_sampler_order(self.records)
+        if self.output_dir is None or not is_writer():
             return
         os.makedirs(self.output_dir, exist_ok=True)
         path = os.path.join(self.output_dir, "review.json")

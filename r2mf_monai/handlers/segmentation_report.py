@@ -39,6 +39,7 @@ from monai.metrics import (
 )
 
 from r2mf_monai.constants import VIEWS
+from r2mf_monai.handlers.distributed import gather_in_sampler_order, is_writer
 from r2mf_monai.outputs.atomic import atomic_write
 from r2mf_monai.transforms.readers import pixel_spacing_from_meta
 
@@ -232,6 +233,11 @@ class SegmentationReport:
         return "\n".join(lines)
 
     def _write(self, engine: Engine) -> None:
+        # under torch.distributed (multi_gpu_evaluate.json) each rank saw a share: rank 0 writes them all
+        self.rows = gather_in_sampler_order(self.rows)
+        self._worst = sorted(gather_in_sampler_order(self._worst), key=lambda e: e[2]["dice"])[: self.num_worst]
+        if not is_writer():
+            return
         os.makedirs(self.output_dir, exist_ok=True)
         summary = self.summary()
         with atomic_write(os.path.join(self.output_dir, "metrics_summary.json")) as tmp, open(tmp, "w") as f:

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,23 @@ SCHEMA = REPO.parent / "shared" / "monai" / "meta_schema_20240725.json"
 def test_verify_metadata_against_the_2024_schema() -> None:
     out = run(bundle_cmd("verify_metadata", "--meta_file", str(CONFIGS / "metadata.json"), "--filepath", str(SCHEMA)))
     assert "metadata is verified with no error" in out
+
+
+def _keys(node: object) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield key
+            yield from _keys(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _keys(value)
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.rglob("*.json")), ids=lambda p: str(p.relative_to(CONFIGS)))
+def test_configs_hold_no_free_text_keys(path: Path) -> None:
+    """Explanations live in docs/README.md, as in the model zoo: no ``_comment_*`` keys (MONAI's ``_desc_`` is a
+    config key of its own)."""
+    assert not [key for key in _keys(json.loads(path.read_text())) if key.startswith("_comment")]
 
 
 def test_metadata_declares_the_2024_schema_and_a_2d_shape() -> None:
