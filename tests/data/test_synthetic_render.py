@@ -46,17 +46,17 @@ def _ring(mask: np.ndarray, width: int = 4) -> np.ndarray:
 @pytest.mark.parametrize("quality", QUALITIES)
 def test_sample_quality_levels(quality):
     q = sample_quality(np.random.default_rng(0), quality)
-    assert q["quality"] == quality
-    assert {"photons", "blur_mm", "scatter", "contrast", "gamma", "shift"} <= set(q)
+    assert q.level == quality
+    assert all(np.isfinite(getattr(q, name)) and getattr(q, name) > 0 for name in ("photons", "blur_mm", "scatter"))
 
 
 def test_quality_levels_are_ordered():
     rng = np.random.default_rng(1)
     for _ in range(20):
         hi, med, lo = (sample_quality(rng, q) for q in QUALITIES)
-        assert hi["photons"] > med["photons"] > lo["photons"] / 3.0
-        assert hi["blur_mm"] < med["blur_mm"] < lo["blur_mm"] + 0.4
-        assert hi["contrast"] > med["contrast"] and hi["contrast"] > lo["contrast"]
+        assert hi.photons > med.photons > lo.photons / 3.0
+        assert hi.blur_mm < med.blur_mm < lo.blur_mm + 0.4
+        assert hi.contrast > med.contrast and hi.contrast > lo.contrast
 
 
 def test_sample_quality_bad():

@@ -40,6 +40,7 @@ from r2mf_monai.constants import VERTEBRAE, VIEWS
 
 __all__ = [
     "CERVICAL",
+    "BodyHabitus",
     "DesignedCurve",
     "Patient",
     "ViewGeometry",
@@ -88,6 +89,37 @@ class DesignedCurve:
 
 
 @dataclass
+class BodyHabitus:
+    """The build of a patient around the spine, drawn by the renderer (mm unless said otherwise).
+
+    Attributes:
+        shoulder: half width of the body at the shoulders.
+        chest: half width of the chest.
+        waist: half width at the waist.
+        hip: half width at the hips.
+        thickness: antero-posterior thickness of the trunk.
+        rib_reach: factor on the lateral reach of the ribs.
+        pelvis: factor on the size of the pelvis.
+        shoulder_imbalance: height difference of the shoulders.
+        gas: amount of bowel gas (0..1).
+        heart: factor on the size of the heart shadow.
+        dome: height of the diaphragm domes (factor on 18 mm, -0.5..1).
+    """
+
+    shoulder: float
+    chest: float
+    waist: float
+    hip: float
+    thickness: float
+    rib_reach: float
+    pelvis: float
+    shoulder_imbalance: float
+    gas: float
+    heart: float
+    dome: float
+
+
+@dataclass
 class _Transition:
     """A smooth change of tilt by ``delta`` degrees between arc lengths ``s0 < s1`` (going up the spine)."""
 
@@ -124,8 +156,8 @@ class Patient:
     pelvis_tilt_bending: dict[str, float]
     jitter_angle: np.ndarray  # per-vertebra extra rotation (degrees)
     jitter_width: np.ndarray
+    body: BodyHabitus
     multipliers: dict[str, np.ndarray] = field(default_factory=dict)  # per view, per transition
-    body: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -322,19 +354,19 @@ def sample_patient(rng: np.random.Generator, index: int = 0) -> Patient:
         multipliers[view] = m
 
     sacrum_height = float(75.0 * size * rng.uniform(0.9, 1.1))
-    body = {
-        "shoulder": float(rng.uniform(170, 205) * size * (1.08 if sex == "M" else 1.0)),
-        "chest": float(rng.uniform(130, 160) * size),
-        "waist": float(rng.uniform(110, 150) * size),
-        "hip": float(rng.uniform(150, 185) * size * (1.06 if sex == "F" else 1.0)),
-        "thickness": float(rng.uniform(170, 240) * size),
-        "rib_reach": float(rng.uniform(0.9, 1.08) * size),
-        "pelvis": float(rng.uniform(0.92, 1.08) * size * (1.05 if sex == "F" else 1.0)),
-        "shoulder_imbalance": float(rng.normal(0, 6.0)),
-        "gas": float(rng.beta(1.5, 2.5)),
-        "heart": float(rng.uniform(0.85, 1.15)),
-        "dome": float(rng.uniform(-0.5, 1.0)),
-    }
+    body = BodyHabitus(
+        shoulder=float(rng.uniform(170, 205) * size * (1.08 if sex == "M" else 1.0)),
+        chest=float(rng.uniform(130, 160) * size),
+        waist=float(rng.uniform(110, 150) * size),
+        hip=float(rng.uniform(150, 185) * size * (1.06 if sex == "F" else 1.0)),
+        thickness=float(rng.uniform(170, 240) * size),
+        rib_reach=float(rng.uniform(0.9, 1.08) * size),
+        pelvis=float(rng.uniform(0.92, 1.08) * size * (1.05 if sex == "F" else 1.0)),
+        shoulder_imbalance=float(rng.normal(0, 6.0)),
+        gas=float(rng.beta(1.5, 2.5)),
+        heart=float(rng.uniform(0.85, 1.15)),
+        dome=float(rng.uniform(-0.5, 1.0)),
+    )
     return Patient(
         index=index,
         patient_id=f"P{index + 1:04d}",

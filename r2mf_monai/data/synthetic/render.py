@@ -42,6 +42,7 @@ from r2mf_monai.data.synthetic.anatomy import Patient, ViewGeometry, spine_mask_
 __all__ = [
     "QUALITIES",
     "Layout",
+    "QualityParameters",
     "Rendered",
     "sample_layout",
     "sample_quality",
@@ -91,6 +92,33 @@ class Layout:
 
 
 @dataclass
+class QualityParameters:
+    """Acquisition and processing parameters of one view (paper §4.8: high, medium and low quality).
+
+    Attributes:
+        level: the quality level, one of :data:`QUALITIES`.
+        photons: mean detected photons per pixel of the unattenuated beam (quantum noise).
+        blur_mm: system blur (Gaussian sigma, mm).
+        scatter: scatter-to-primary ratio.
+        equalise: strength of the dynamic-range equalisation.
+        unsharp: strength of the unsharp masking.
+        contrast: slope of the display LUT.
+        gamma: gamma of the display LUT.
+        shift: exposure shift of the display LUT (fraction of the range).
+    """
+
+    level: str
+    photons: float
+    blur_mm: float
+    scatter: float
+    equalise: float
+    unsharp: float
+    contrast: float
+    gamma: float
+    shift: float
+
+
+@dataclass
 class Rendered:
     """One rendered view: display image (uint16, full range, bone bright), mask (uint8 0/255), annotations drawn."""
 
@@ -128,51 +156,51 @@ def sample_layout(rng: np.random.Generator, g: ViewGeometry, size: tuple[int, in
     return Layout(rows, cols, float(spacing), np.array([ox, oy]), int(round(rows / f)), int(round(cols / f)))
 
 
-def sample_quality(rng: np.random.Generator, quality: str) -> dict:
+def sample_quality(rng: np.random.Generator, quality: str) -> QualityParameters:
     """Acquisition and processing parameters of a quality level (paper §4.8: high, medium, low).
 
     Raises:
         ValueError: unknown quality.
     """
-    u = rng.uniform
+    u = rng.uniform  # the keyword arguments below are evaluated, and so drawn, in their written order
     if quality == "high":
-        q = {
-            "photons": float(np.exp(u(np.log(1e5), np.log(4e5)))),
-            "blur_mm": u(0.15, 0.4),
-            "scatter": u(0.1, 0.3),
-            "equalise": u(0.45, 0.7),
-            "unsharp": u(0.4, 0.9),
-            "contrast": u(0.95, 1.05),
-            "gamma": u(0.85, 1.15),
-            "shift": u(-0.03, 0.03),
-        }
-    elif quality == "medium":
-        q = {
-            "photons": float(np.exp(u(np.log(4e3), np.log(2e4)))),
-            "blur_mm": u(0.6, 1.2),
-            "scatter": u(0.3, 0.6),
-            "equalise": u(0.3, 0.6),
-            "unsharp": u(0.2, 0.6),
-            "contrast": u(0.7, 0.88),
-            "gamma": u(0.75, 1.3),
-            "shift": u(-0.08, 0.08),
-        }
-    elif quality == "low":
+        return QualityParameters(
+            level=quality,
+            photons=float(np.exp(u(np.log(1e5), np.log(4e5)))),
+            blur_mm=u(0.15, 0.4),
+            scatter=u(0.1, 0.3),
+            equalise=u(0.45, 0.7),
+            unsharp=u(0.4, 0.9),
+            contrast=u(0.95, 1.05),
+            gamma=u(0.85, 1.15),
+            shift=u(-0.03, 0.03),
+        )
+    if quality == "medium":
+        return QualityParameters(
+            level=quality,
+            photons=float(np.exp(u(np.log(4e3), np.log(2e4)))),
+            blur_mm=u(0.6, 1.2),
+            scatter=u(0.3, 0.6),
+            equalise=u(0.3, 0.6),
+            unsharp=u(0.2, 0.6),
+            contrast=u(0.7, 0.88),
+            gamma=u(0.75, 1.3),
+            shift=u(-0.08, 0.08),
+        )
+    if quality == "low":
         over = rng.random() < 0.5
-        q = {
-            "photons": float(np.exp(u(np.log(300.0), np.log(1500.0)))) * (3.0 if over else 1.0),
-            "blur_mm": u(0.9, 2.0),
-            "scatter": u(0.4, 0.8),
-            "equalise": u(0.15, 0.45),
-            "unsharp": u(0.0, 0.3),
-            "contrast": u(0.55, 0.75),
-            "gamma": u(1.0, 1.5) if over else u(0.75, 1.1),
-            "shift": -u(0.06, 0.16) if over else u(0.02, 0.1),
-        }
-    else:
-        raise ValueError(f"quality must be one of {QUALITIES}, got {quality!r}.")
-    q["quality"] = quality
-    return q
+        return QualityParameters(
+            level=quality,
+            photons=float(np.exp(u(np.log(300.0), np.log(1500.0)))) * (3.0 if over else 1.0),
+            blur_mm=u(0.9, 2.0),
+            scatter=u(0.4, 0.8),
+            equalise=u(0.15, 0.45),
+            unsharp=u(0.0, 0.3),
+            contrast=u(0.55, 0.75),
+            gamma=u(1.0, 1.5) if over else u(0.75, 1.1),
+            shift=-u(0.06, 0.16) if over else u(0.02, 0.1),
+        )
+    raise ValueError(f"quality must be one of {QUALITIES}, got {quality!r}.")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -364,7 +392,7 @@ def _spine_x_at(g: ViewGeometry, y: np.ndarray) -> np.ndarray:
 
 def _rib_paths(p: Patient, g: ViewGeometry) -> list[tuple[int, int, np.ndarray, np.ndarray]]:
     """Posterior and anterior arcs of the 24 ribs in mm: (rib index, side, posterior polyline, anterior polyline)."""
-    reach = np.array([60, 92, 106, 116, 122, 127, 130, 131, 129, 122, 100, 72], dtype=float) * p.body["rib_reach"]
+    reach = np.array([60, 92, 106, 116, 122, 127, 130, 131, 129, 122, 100, 72], dtype=float) * p.body.rib_reach
     ends = np.array([2.35, 2.4, 2.4, 2.4, 2.4, 2.35, 2.3, 2.2, 2.1, 1.95, 1.7, 1.35])
     slope = np.tan(np.deg2rad(28.0))
     out = []
@@ -414,7 +442,7 @@ def _bezier(p0, p1, p2, n=16) -> np.ndarray:
 
 
 def render_view(
-    p: Patient, g: ViewGeometry, layout: Layout, q: dict, rng: np.random.Generator, view_label: str = ""
+    p: Patient, g: ViewGeometry, layout: Layout, q: QualityParameters, rng: np.random.Generator, view_label: str = ""
 ) -> Rendered:
     """Render one radiograph (display values in [0, 1], bone bright) and its spinal-column mask.
 
@@ -442,7 +470,7 @@ def render_view(
     y_l3 = g.centres[14, 1]
     pel_e, pel_up = _frame(g.pelvis_angle)
     pel_down = -pel_up
-    pk = b["pelvis"]
+    pk = b.pelvis
 
     def pel(lat, down):
         return lat * pk * pel_e + down * pk * pel_down
@@ -453,15 +481,15 @@ def render_view(
     # ---- soft tissue: elliptic body cross-section per row ---------------------------------------------------
     y_rows = Y[:, 0]
     x_spine = _spine_x_at(g, y_rows).astype(np.float32)
-    chest = max(b["chest"], 156.0 * b["rib_reach"] + 12.0)
-    shoulder = max(b["shoulder"], chest + 15.0)
+    chest = max(b.chest, 156.0 * b.rib_reach + 12.0)
+    shoulder = max(b.shoulder, chest + 15.0)
     hy = np.array([y_t1 - 350, y_t1 - 70 * k_size, y_t1 - 45 * k_size, y_t1 - 15, y_t1 + 25, y_t6, y_t10, y_l3, y_hip,
                    y_hip + 500])  # fmt: skip
     hy = np.maximum.accumulate(hy) + np.arange(len(hy)) * 1e-3  # np.interp needs increasing abscissae
-    half = np.array([55, 58 * k_size, 85 * k_size, shoulder * 0.85, shoulder, chest, chest * 0.97, b["waist"],
-                     b["hip"], b["hip"] * 0.7])  # fmt: skip
+    half = np.array([55, 58 * k_size, 85 * k_size, shoulder * 0.85, shoulder, chest, chest * 0.97, b.waist,
+                     b.hip, b.hip * 0.7])  # fmt: skip
     thick = np.array([110, 115, 130, 0.85, 0.95, 1.0, 1.0, 1.02, 1.0, 0.75]) * np.array(
-        [1, 1, 1] + [b["thickness"]] * 7
+        [1, 1, 1] + [b.thickness] * 7
     )
     sig = max(12.0 / sy, 0.5)
     a_row = ndimage.gaussian_filter1d(np.interp(y_rows, hy, half), sig, mode="nearest").astype(np.float32)[:, None]
@@ -477,7 +505,7 @@ def render_view(
     ssz = shoulder / 185.0
     arms = []
     for side in (-1, 1) if g.view == "coronal" else ():  # in the bending views the arms are raised
-        top_pt = base + side * (shoulder - 5.0) * e2 + 15.0 * up2 + np.array([0.0, side * b["shoulder_imbalance"] / 2])
+        top_pt = base + side * (shoulder - 5.0) * e2 + 15.0 * up2 + np.array([0.0, side * b.shoulder_imbalance / 2])
         r_arm = 40.0 * ssz
         axis_x = x_body[np.clip(int((top_pt[1] + layout.origin[1]) / sy), 0, wh - 1), 0] + side * (
             chest + r_arm + rng.uniform(-5.0, 30.0)
@@ -502,7 +530,7 @@ def render_view(
         lat_pts = [post[-1] for (i, s, post, _) in ribs if s == side and i < 9]
         lat_pts = [pt - side * np.array([3.0, 0.0]) * k_size for pt in lat_pts]
         t1c = g.centres[0]
-        dome_y = y_t10 + (-12.0 if side < 0 else 5.0) + 18.0 * b["dome"]
+        dome_y = y_t10 + (-12.0 if side < 0 else 5.0) + 18.0 * b.dome
         cp = np.array([ribs[[j for j, r in enumerate(ribs) if r[0] == 9 and r[1] == side][0]][2][-1][0], dome_y + 45])
         cp[0] -= side * 10.0
         med_x = _spine_x_at(g, np.array([dome_y]))[0] + side * 28.0
@@ -516,7 +544,7 @@ def render_view(
     lung_air = _smooth(lungs, 2.5 / hs) * (0.45 + 0.55 * _smooth(lungs, 25.0 / hs))
     heart = np.zeros_like(lungs)
     hc = np.array([_spine_x_at(g, np.array([y_t10]))[0] + 28.0 * k_size, y_t10 - 15.0])
-    _ellipse(heart, to_h(hc), (78 * b["heart"] * k_size / hs, 62 * b["heart"] * k_size / hs), 1.0, angle=-0.45)
+    _ellipse(heart, to_h(hc), (78 * b.heart * k_size / hs, 62 * b.heart * k_size / hs), 1.0, angle=-0.45)
     lung_air *= 1.0 - 0.85 * _smooth(heart, 4.0 / hs)
     # pulmonary vessels: tapering branches radiating from each hilum, plus a mottled parenchyma
     vessels = np.zeros_like(lungs)
@@ -539,7 +567,7 @@ def render_view(
     mottle = _smooth(rng.standard_normal(lungs.shape).astype(np.float32), 2.5 / hs)
     mottle *= 0.05 / max(float(mottle.std()), 1e-6)
     lung_air *= 1.0 + mottle - 0.1 * np.minimum(_smooth(vessels, 0.5 / hs), 1.0)
-    air = lung_air * (0.6 * b["thickness"])
+    air = lung_air * (0.6 * b.thickness)
     # trachea and main bronchi
     tr = np.zeros_like(lungs)
     ys = np.linspace(y_neck - 120, g.centres[4, 1], 20)
@@ -557,7 +585,7 @@ def render_view(
     fluid = int(np.clip(to_h(sc)[1] + rng.uniform(-0.1, 0.5) * 26 / hs, 0, hh_))
     st[fluid:] = 0
     gas += 25.0 * st * rng.uniform(0.3, 1.0)
-    n_gas = int(2 + b["gas"] * 14 * (1.5 if q["quality"] == "low" else 1.0))
+    n_gas = int(2 + b.gas * 14 * (1.5 if q.level == "low" else 1.0))
     y_l1, y_l5 = g.centres[12, 1], g.centres[16, 1]
     px0 = pel(0, 0)[0]
     for _ in range(n_gas):
@@ -609,7 +637,7 @@ def render_view(
             _bone_band(bands, to(ant), hw * 1.25, 0.075)
     # clavicles, scapulae, humeri (they follow the upper thoracic spine)
     for side in (-1, 1):
-        lift = side * b["shoulder_imbalance"] / 2
+        lift = side * b.shoulder_imbalance / 2
 
         def sh(lat, upw, side=side, lift=lift):
             return base + side * lat * ssz * e2 + (upw * ssz + lift) * up2
@@ -703,7 +731,7 @@ def render_view(
         marker = ""
 
     # ---- detector: blur, collimation, scatter ------------------------------------------------------------------
-    att = _smooth(att, q["blur_mm"] / sw)
+    att = _smooth(att, q.blur_mm / sw)
     prim = np.exp(-att)
     field = np.ones((wh, ww), np.float32)
     if rng.random() < 0.6:
@@ -722,15 +750,15 @@ def render_view(
         field = ((xr > left) & (xr < right) & (yr > top) & (yr < bottom)).astype(np.float32)
         field = np.clip(_smooth(field, 0.8 / sw), 0.0, 1.0)
     prim = prim * field + 2e-3 * (1.0 - field)  # shutters: only leakage behind the collimator blades
-    total = prim + q["scatter"] * _smooth(prim, 30.0 / sw) + 1e-5
+    total = prim + q.scatter * _smooth(prim, 30.0 / sw) + 1e-5
     heel = np.linspace(1.0 + 0.08, 1.0 - 0.08, wh, dtype=np.float32)[:, None] if rng.random() < 0.5 else 1.0
     total = total * heel
 
     # ---- processing (on the noise-free signal; noise is added at full resolution below) ------------------------
     log_w = -np.log(total)
     low = _smooth(log_w, 40.0 / sw)
-    proc = log_w - q["equalise"] * (low - float(np.median(low)))
-    proc = proc + q["unsharp"] * (proc - _smooth(proc, 2.0 / sw))
+    proc = log_w - q.equalise * (low - float(np.median(low)))
+    proc = proc + q.unsharp * (proc - _smooth(proc, 2.0 / sw))
     inside = (field > 0.5) & body_region
     vals = proc[inside] if inside.sum() > 100 else proc.ravel()
     lo_v, hi_v = np.percentile(vals[:: max(1, vals.size // 200000)], [1.0, 99.8])
@@ -741,7 +769,7 @@ def render_view(
     # exactly where few photons arrive and by their normal limit elsewhere (same statistics, several times faster).
     ri = np.minimum((np.arange(rows) * wh) // rows, wh - 1)
     ci = np.minimum((np.arange(cols) * ww) // cols, ww - 1)
-    lam = (np.maximum(total, 1e-6) * q["photons"]).astype(np.float32)[ri[:, None], ci[None, :]]
+    lam = (np.maximum(total, 1e-6) * q.photons).astype(np.float32)[ri[:, None], ci[None, :]]
     noise = rng.standard_normal((rows, cols), dtype=np.float32)
     noise *= -1.0 / np.sqrt(lam)
     few = lam < 30.0
@@ -749,11 +777,11 @@ def render_view(
         counts = rng.poisson(lam[few].astype(np.float64))
         noise[few] = np.log(lam[few] / np.maximum(counts, 0.5))
     noise = ndimage.gaussian_filter(noise, 0.55, mode="nearest", truncate=2.0)  # detector cross-talk
-    img = p_full + (1.0 + q["unsharp"]) * noise
+    img = p_full + (1.0 + q.unsharp) * noise
     # display: VOI window from the anatomy's histogram, then contrast, exposure shift and gamma through a LUT
     n_lut = 4096
     level = np.linspace(0.0, 1.0, n_lut)
-    lut = np.clip(0.5 + q["contrast"] * (level - 0.5) + q["shift"], 0.0, 1.0) ** q["gamma"]
+    lut = np.clip(0.5 + q.contrast * (level - 0.5) + q.shift, 0.0, 1.0) ** q.gamma
     lut = np.round(lut * 65535.0).astype(np.uint16)
     img -= lo_v
     img *= (n_lut - 1) / max(hi_v - lo_v, 1e-6)
