@@ -227,13 +227,29 @@ def curve_region(apex: int) -> str:
     return "main_thoracic"
 
 
-def sample_patient(rng: np.random.Generator, index: int = 0) -> Patient:
-    """Draw one synthetic patient: dimensions, curves (single or double, Cobb 0-90, apex T6-L2) and flexibility.
+# ---------------------------------------------------------------------------------------------------------------
+# sample_patient, section by section. The sections draw from the patient's generator in the order
+# sample_patient calls them, each keeping its own draws in their order: the same seed gives the same patient.
 
-    Args:
-        rng: the patient's own generator (derive it from the data set seed and the patient index).
-        index: patient index; the patient id is ``P{index + 1:04d}``.
-    """
+
+@dataclass
+class _Dimensions:
+    """Sex, age, size and the dimensions of one patient's spine (mm; sagittal inclinations in degrees)."""
+
+    sex: str
+    age: int
+    size: float
+    heights: np.ndarray
+    widths: np.ndarray
+    discs: np.ndarray
+    cervical_heights: np.ndarray
+    cervical_widths: np.ndarray
+    cervical_discs: np.ndarray
+    sagittal: np.ndarray
+
+
+def _sample_dimensions(rng: np.random.Generator) -> _Dimensions:
+    """Sex, age and size; vertebral bodies and discs T1..L5 and C3..C7; the sagittal profile."""
     sex = "F" if rng.random() < 0.8 else "M"  # adolescent idiopathic scoliosis is mostly female
     age = int(rng.integers(10, 19)) if rng.random() < 0.8 else int(rng.integers(19, 70))
     size = float(
@@ -251,55 +267,79 @@ def sample_patient(rng: np.random.Generator, index: int = 0) -> Patient:
     lord = rng.uniform(35, 60)
     lev = np.arange(17, dtype=float)
     sagittal = np.where(lev <= 11, kyph / 2 * np.cos(np.pi * lev / 11), -lord / 2 * np.cos(np.pi * (lev - 11) / 6))
-    s_lo, s_hi = _arc_layout(heights, discs)
-    s_c = (s_lo + s_hi) / 2
+    return _Dimensions(sex, age, size, heights, widths, discs, c_h, c_w, c_d, sagittal)
 
-    # ---- curves -------------------------------------------------------------------------------------------
+
+def _span(rng: np.random.Generator, cobb: float) -> tuple[int, int]:
+    """Vertebrae from the apex up to the upper end vertebra and down to the lower one (larger curves are longer)."""
+    extra = int(cobb > 45) + int(cobb > 70)
+    return int(rng.integers(2, 4)) + extra, int(rng.integers(2, 4)) + extra
+
+
+def _sample_curves(rng: np.random.Generator) -> tuple[str, list[DesignedCurve], float]:
+    """The structural curves: single or double, Cobb 0-90 degrees, apex T6-L2, and their flexibilities.
+
+    Returns:
+        the curve type (``"single"`` or ``"double"``), the curves and the patient's flexibility parameter.
+    """
     curve_type = "single" if rng.random() < 0.55 else "double"
     main = float(90.0 * rng.beta(1.5, 2.2))
     flex = float(rng.beta(2.0, 2.0))
-
-    def span(cobb: float) -> tuple[int, int]:
-        extra = int(cobb > 45) + int(cobb > 70)
-        return int(rng.integers(2, 4)) + extra, int(rng.integers(2, 4)) + extra
-
-    curves: list[DesignedCurve] = []
-    if curve_type == "single":
-        apex = int(rng.integers(5, 14))  # T6..L2
-        side = (
-            ("right" if rng.random() < 0.8 else "left") if apex <= 10 else ("left" if rng.random() < 0.65 else "right")
-        )
-        up, down = span(main)
-        upper, lower = max(1, apex - up), min(15, apex + down)
-        curves.append(DesignedCurve(apex, upper, lower, main, side, 0.0))
-    else:
-        a1 = int(rng.integers(5, 10))  # T6..T10
-        a2 = int(rng.integers(max(11, a1 + 3), 14))  # T12..L2
-        second = float(np.clip(main * rng.uniform(0.55, 1.1), 0.0, 90.0))
-        c1, c2 = (main, second) if rng.random() < 0.6 else (second, main)
-        side1 = "right" if rng.random() < 0.85 else "left"
-        side2 = "left" if side1 == "right" else "right"
-        junction = int(np.clip(round((a1 + a2) / 2 + rng.integers(-1, 2)), a1 + 1, a2 - 1))
-        up, _ = span(c1)
-        _, down = span(c2)
-        curves.append(DesignedCurve(a1, max(1, a1 - up), junction, c1, side1, 0.0))
-        curves.append(DesignedCurve(a2, junction, min(15, a2 + down), c2, side2, 0.0))
+    curves = _single_curve(rng, main) if curve_type == "single" else _double_curve(rng, main)
     for c in curves:
         lumbar_bonus = 0.1 if c.apex >= 11 else 0.0
         c.flexibility = float(np.clip((flex + rng.normal(0, 0.1) + lumbar_bonus) * (1.0 - 0.35 * c.cobb / 90.0), 0, 1))
+    return curve_type, curves, flex
 
-    # ---- tilt transitions along the arc length (bottom to top) --------------------------------------------
-    # Delta > 0 (tilt grows going up) bends the spine convex towards the image left = the patient's right.
-    def delta_of(c: DesignedCurve) -> float:
-        return c.cobb if c.side == "right" else -c.cobb
 
+def _single_curve(rng: np.random.Generator, main: float) -> list[DesignedCurve]:
+    """One curve of Cobb ``main``, apex T6..L2 (thoracic ones mostly convex to the right, lumbar ones to the left)."""
+    apex = int(rng.integers(5, 14))  # T6..L2
+    side = ("right" if rng.random() < 0.8 else "left") if apex <= 10 else ("left" if rng.random() < 0.65 else "right")
+    up, down = _span(rng, main)
+    upper, lower = max(1, apex - up), min(15, apex + down)
+    return [DesignedCurve(apex, upper, lower, main, side, 0.0)]
+
+
+def _double_curve(rng: np.random.Generator, main: float) -> list[DesignedCurve]:
+    """A thoracic (apex T6..T10) and a thoracolumbar/lumbar (apex T12..L2) curve of opposite sides, one of Cobb
+    ``main``, meeting at a junctional vertebra."""
+    a1 = int(rng.integers(5, 10))  # T6..T10
+    a2 = int(rng.integers(max(11, a1 + 3), 14))  # T12..L2
+    second = float(np.clip(main * rng.uniform(0.55, 1.1), 0.0, 90.0))
+    c1, c2 = (main, second) if rng.random() < 0.6 else (second, main)
+    side1 = "right" if rng.random() < 0.85 else "left"
+    side2 = "left" if side1 == "right" else "right"
+    junction = int(np.clip(round((a1 + a2) / 2 + rng.integers(-1, 2)), a1 + 1, a2 - 1))
+    up, _ = _span(rng, c1)
+    _, down = _span(rng, c2)
+    return [
+        DesignedCurve(a1, max(1, a1 - up), junction, c1, side1, 0.0),
+        DesignedCurve(a2, junction, min(15, a2 + down), c2, side2, 0.0),
+    ]
+
+
+def _delta_of(c: DesignedCurve) -> float:
+    """Tilt change of a curve going up: > 0 bends the spine convex towards the image left = the patient's right."""
+    return c.cobb if c.side == "right" else -c.cobb
+
+
+def _tilt_transitions(
+    rng: np.random.Generator, curves: list[DesignedCurve], s_c: np.ndarray, s_hi: np.ndarray
+) -> tuple[float, list[_Transition]]:
+    """Tilt transitions along the arc length, bottom to top: from the pelvis into the lowest curve (compensatory),
+    the curves, and from the highest curve back towards upright (compensatory).
+
+    Returns:
+        the pelvic obliquity (degrees) and the transitions.
+    """
     ordered = sorted(range(len(curves)), key=lambda k: -curves[k].lower)  # lowest curve first
     pelvic = float(rng.normal(0.0, 1.5))
     transitions: list[_Transition] = []
     low = curves[ordered[0]]
     bottom_len = s_c[low.lower]
     lam = float(rng.uniform(0.3, 0.65))
-    d_low = delta_of(low)
+    d_low = _delta_of(low)
     if abs(d_low) > 1e-6:
         lam = min(lam, _STEP_CURVATURE_LIMIT * bottom_len / abs(d_low))
     tilt = pelvic
@@ -308,53 +348,79 @@ def sample_patient(rng: np.random.Generator, index: int = 0) -> Patient:
     tilt = target
     for k in ordered:
         c = curves[k]
-        transitions.append(_Transition(s_c[c.lower], s_c[c.upper], delta_of(c), c.flexibility, k))
-        tilt += delta_of(c)
+        transitions.append(_Transition(s_c[c.lower], s_c[c.upper], _delta_of(c), c.flexibility, k))
+        tilt += _delta_of(c)
     top = curves[ordered[-1]]
     top_len = s_hi[0] - s_c[top.upper]
     rho = float(rng.uniform(0.6, 1.0))
     if abs(tilt) > 1e-6:
         rho = min(rho, _STEP_CURVATURE_LIMIT * top_len / abs(tilt))
     transitions.append(_Transition(s_c[top.upper], s_hi[0], -rho * tilt + rng.normal(0, 1.0), 0.9, -1))
+    return pelvic, transitions
 
-    # ---- bending: per-transition multipliers and trunk lean ------------------------------------------------
+
+def _bending(
+    rng: np.random.Generator, transitions: list[_Transition], flex: float
+) -> tuple[dict[str, float], dict[str, float], dict[str, np.ndarray]]:
+    """Both bending views: per-transition multipliers, trunk lean and pelvis tilt (the coronal view has none).
+
+    Returns:
+        per view: the trunk lean (degrees), the pelvis tilt (degrees) and the multipliers of the transitions.
+    """
     lean: dict[str, float] = {"coronal": 0.0}
     pelvis_b = {"coronal": 0.0}
     multipliers = {"coronal": np.ones(len(transitions))}
-    structural = np.array([tr.curve >= 0 for tr in transitions])
-    deltas = np.array([tr.delta for tr in transitions])
     for view, d in (("left_bending", 1.0), ("right_bending", -1.0)):
         pelvis_b[view] = d * float(rng.uniform(0.0, 3.0))
-        m = np.ones(len(transitions))
-        for k, tr in enumerate(transitions):
-            if tr.delta == 0:
-                continue
-            towards_convexity = np.sign(tr.delta) != np.sign(d)
-            if towards_convexity:
-                m[k] = 1.0 - tr.flexibility * rng.uniform(0.85, 1.15)
-            else:
-                m[k] = 1.0 + tr.flexibility * rng.uniform(0.1, 0.35)
-        # Every change bends the trunk towards the bending side. Keep the total trunk tilt (T1 relative to the
-        # pelvis) plausible: the compensatory curves give back first, a trunk lean carried by the mobile
-        # segments makes up the rest (at least a fifth of the target).
+        m = _bending_multipliers(rng, transitions, d)
         target = d * float(rng.uniform(15.0, 35.0) * (0.4 + 0.6 * flex))
-        r_s = float(((m - 1.0) * deltas)[structural].sum())
-        cap = max(1.3 * abs(target), 20.0)  # the trunk cannot bend further than this: it limits the correction
-        if abs(r_s) > cap:
-            m[structural] = 1.0 + (m[structural] - 1.0) * cap / abs(r_s)
-            r_s = float(((m - 1.0) * deltas)[structural].sum())
-        r_c = float(((m - 1.0) * deltas)[~structural].sum())
-        extra = target - r_s - r_c
-        if d * extra < 0.2 * abs(target):
-            alpha = (0.8 * target - r_s) / r_c if abs(r_c) > 1e-6 else 0.0
-            alpha = float(np.clip(alpha, 0.0, 1.0))
-            m[~structural] = 1.0 + (m[~structural] - 1.0) * alpha
-            extra = max(d * (target - r_s - alpha * r_c), 0.2 * abs(target)) * d
-        lean[view] = float(extra)
+        lean[view] = _trunk_lean(m, transitions, d, target)
         multipliers[view] = m
+    return lean, pelvis_b, multipliers
 
-    sacrum_height = float(75.0 * size * rng.uniform(0.9, 1.1))
-    body = BodyHabitus(
+
+def _bending_multipliers(rng: np.random.Generator, transitions: list[_Transition], d: float) -> np.ndarray:
+    """How much of each tilt change remains when bending to side ``d`` (1 left, -1 right): bending towards the
+    convexity corrects a curve by its flexibility, bending towards the concavity increases it a little."""
+    m = np.ones(len(transitions))
+    for k, tr in enumerate(transitions):
+        if tr.delta == 0:
+            continue
+        towards_convexity = np.sign(tr.delta) != np.sign(d)
+        if towards_convexity:
+            m[k] = 1.0 - tr.flexibility * rng.uniform(0.85, 1.15)
+        else:
+            m[k] = 1.0 + tr.flexibility * rng.uniform(0.1, 0.35)
+    return m
+
+
+def _trunk_lean(m: np.ndarray, transitions: list[_Transition], d: float, target: float) -> float:
+    """The trunk lean (degrees) that makes the total trunk tilt plausible; limits the multipliers ``m`` in place.
+
+    Every change bends the trunk towards the bending side. Keep the total trunk tilt (T1 relative to the pelvis)
+    near ``target``: the compensatory curves give back first, a trunk lean carried by the mobile segments makes up
+    the rest (at least a fifth of the target).
+    """
+    structural = np.array([tr.curve >= 0 for tr in transitions])
+    deltas = np.array([tr.delta for tr in transitions])
+    r_s = float(((m - 1.0) * deltas)[structural].sum())
+    cap = max(1.3 * abs(target), 20.0)  # the trunk cannot bend further than this: it limits the correction
+    if abs(r_s) > cap:
+        m[structural] = 1.0 + (m[structural] - 1.0) * cap / abs(r_s)
+        r_s = float(((m - 1.0) * deltas)[structural].sum())
+    r_c = float(((m - 1.0) * deltas)[~structural].sum())
+    extra = target - r_s - r_c
+    if d * extra < 0.2 * abs(target):
+        alpha = (0.8 * target - r_s) / r_c if abs(r_c) > 1e-6 else 0.0
+        alpha = float(np.clip(alpha, 0.0, 1.0))
+        m[~structural] = 1.0 + (m[~structural] - 1.0) * alpha
+        extra = max(d * (target - r_s - alpha * r_c), 0.2 * abs(target)) * d
+    return float(extra)
+
+
+def _sample_body(rng: np.random.Generator, size: float, sex: str) -> BodyHabitus:
+    """The build of the patient around the spine (the keyword arguments draw in their written order)."""
+    return BodyHabitus(
         shoulder=float(rng.uniform(170, 205) * size * (1.08 if sex == "M" else 1.0)),
         chest=float(rng.uniform(130, 160) * size),
         waist=float(rng.uniform(110, 150) * size),
@@ -367,20 +433,36 @@ def sample_patient(rng: np.random.Generator, index: int = 0) -> Patient:
         heart=float(rng.uniform(0.85, 1.15)),
         dome=float(rng.uniform(-0.5, 1.0)),
     )
+
+
+def sample_patient(rng: np.random.Generator, index: int = 0) -> Patient:
+    """Draw one synthetic patient: dimensions, curves (single or double, Cobb 0-90, apex T6-L2) and flexibility.
+
+    Args:
+        rng: the patient's own generator (derive it from the data set seed and the patient index).
+        index: patient index; the patient id is ``P{index + 1:04d}``.
+    """
+    dim = _sample_dimensions(rng)
+    s_lo, s_hi = _arc_layout(dim.heights, dim.discs)
+    curve_type, curves, flex = _sample_curves(rng)
+    pelvic, transitions = _tilt_transitions(rng, curves, (s_lo + s_hi) / 2, s_hi)
+    lean, pelvis_b, multipliers = _bending(rng, transitions, flex)
+    sacrum_height = float(75.0 * dim.size * rng.uniform(0.9, 1.1))
+    body = _sample_body(rng, dim.size, dim.sex)
     return Patient(
         index=index,
         patient_id=f"P{index + 1:04d}",
-        sex=sex,
-        age=age,
-        size=size,
-        heights=heights,
-        widths=widths,
-        discs=discs,
-        cervical_heights=c_h,
-        cervical_widths=c_w,
-        cervical_discs=c_d,
+        sex=dim.sex,
+        age=dim.age,
+        size=dim.size,
+        heights=dim.heights,
+        widths=dim.widths,
+        discs=dim.discs,
+        cervical_heights=dim.cervical_heights,
+        cervical_widths=dim.cervical_widths,
+        cervical_discs=dim.cervical_discs,
         sacrum_height=sacrum_height,
-        sagittal=sagittal,
+        sagittal=dim.sagittal,
         curve_type=curve_type,
         curves=curves,
         transitions=transitions,
@@ -390,8 +472,8 @@ def sample_patient(rng: np.random.Generator, index: int = 0) -> Patient:
         pelvis_tilt_bending=pelvis_b,
         jitter_angle=rng.normal(0.0, 0.6, 17),
         jitter_width=np.clip(1.0 + rng.normal(0.0, 0.02, 17), 0.94, 1.06),
-        multipliers=multipliers,
         body=body,
+        multipliers=multipliers,
     )
 
 
