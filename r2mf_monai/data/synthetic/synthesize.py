@@ -22,6 +22,7 @@ import multiprocessing
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,11 @@ import numpy as np
 from tqdm import tqdm
 
 from r2mf_monai.constants import VERTEBRAE, VIEWS
-from r2mf_monai.data.synthetic.anatomy import cobb_between, measure_curves, sample_patient, view_geometry
+from r2mf_monai.data.synthetic.anatomy import Patient, cobb_between, measure_curves, sample_patient, view_geometry
 from r2mf_monai.data.synthetic.render import (
     QUALITIES,
+    Layout,
+    Rendered,
     pixel_landmarks,
     render_view,
     sample_layout,
@@ -107,125 +110,159 @@ def _r(a: np.ndarray, decimals: int = 2) -> list:
     return np.round(np.asarray(a, dtype=float), decimals).tolist()
 
 
-def generate_patient(
-    seed: int, index: int, out_dir: str | os.PathLike, scale: float = 1.0, formats: Sequence[str] = FORMATS
-) -> dict[str, Any]:
-    """Render and write the three views of patient ``index``; return its ground-truth record.
+@dataclass
+class _Study:
+    """What the three views of one patient share: the patient, the film size and the DICOM study."""
 
-    Args:
-        seed: data set seed.
-        index: patient index (0-based; the id is ``P{index + 1:04d}``).
-        out_dir: data set folder (``images/`` and ``labels/`` must exist).
-        scale: image-size factor.
-        formats: image formats to draw from (``dicom``, ``png16``, ``png8``).
-    """
-    out = Path(out_dir)
+    seed: int
+    index: int
+    out: Path
+    scale: float
+    formats: tuple[str, ...]
+    fmt_p: np.ndarray
+    patient: Patient
+    base_rows: float
+    aspect: float
+    view_position: str
+    study_date: str
+    study_time: str
+    birth: str
+    study_uid: str
+
+
+def _study(seed: int, index: int, out_dir: str | os.PathLike, scale: float, formats: Sequence[str]) -> _Study:
+    """Draw patient ``index`` and its study (film size and aspect, PA or AP, dates, UIDs)."""
     rng = _rng(seed, index)
     p = sample_patient(rng, index)
     base_rows = rng.uniform(1024, 2500)
     aspect = rng.uniform(0.42, 0.52)
     view_position = "PA" if rng.random() < 0.6 else "AP"
     day = datetime.date(2015, 1, 1) + datetime.timedelta(days=int((seed * 7919 + index * 37) % 3650))
-    study_date = day.strftime("%Y%m%d")
-    study_time = f"{8 + index % 10:02d}{(index * 7) % 60:02d}00"
-    birth = datetime.date(day.year - p.age, 1 + index % 12, 1 + index % 28).strftime("%Y%m%d")
-    study_uid = synthetic_uid(seed, p.patient_id, "study")
     fmt_p = np.array([_FORMAT_P[FORMATS.index(f)] for f in formats])
-    fmt_p = fmt_p / fmt_p.sum()
+    return _Study(
+        seed=seed,
+        index=index,
+        out=Path(out_dir),
+        scale=scale,
+        formats=tuple(formats),
+        fmt_p=fmt_p / fmt_p.sum(),
+        patient=p,
+        base_rows=base_rows,
+        aspect=aspect,
+        view_position=view_position,
+        study_date=day.strftime("%Y%m%d"),
+        study_time=f"{8 + index % 10:02d}{(index * 7) % 60:02d}00",
+        birth=datetime.date(day.year - p.age, 1 + index % 12, 1 + index % 28).strftime("%Y%m%d"),
+        study_uid=synthetic_uid(seed, p.patient_id, "study"),
+    )
 
-    views: dict[str, Any] = {}
-    corners_by_view: dict[str, np.ndarray] = {}
-    for vi, view in enumerate(VIEWS):
-        vr = _rng(seed, index, vi + 1)
-        rows_f = base_rows if vr.random() < 0.7 else float(np.clip(base_rows * vr.uniform(0.9, 1.1), 1024, 2500))
-        rows = max(int(round(rows_f * scale)), 48)
-        cols = int(np.clip(round(rows_f * aspect), 480, 1250) * scale)
-        cols = max(cols, 24)
-        g = view_geometry(p, view)
-        layout = sample_layout(vr, g, (rows, cols))
-        quality = str(vr.choice(QUALITIES, p=_QUALITY_P))
-        q = sample_quality(vr, quality)
-        label_text = str(vr.choice(_LABELS[view]))
-        r = render_view(p, g, layout, q, vr, label_text)
-        fmt = str(vr.choice(list(formats), p=fmt_p))
-        stem = f"{p.patient_id}_{view}"
-        rec: dict[str, Any] = {"format": fmt}
-        if fmt == "dicom":
-            bits = int(vr.choice([12, 14, 16]))
-            maxv = (1 << bits) - 1
-            span = int(maxv * vr.uniform(0.55, 1.0))
-            low = int(vr.integers(0, maxv - span + 1))
-            mono1 = bool(vr.random() < 0.35)
-            stored = to_stored(r.image, bits, low, low + span, invert=mono1)
-            centre = low + span / 2.0
-            photometric = "MONOCHROME1" if mono1 else "MONOCHROME2"
-            info = {
-                "patient_id": p.patient_id,
-                "patient_name": f"SYNTHETIC^{p.patient_id}",
-                "sex": p.sex,
-                "age": p.age,
-                "birth_date": birth,
-                "study_uid": study_uid,
-                "series_uid": synthetic_uid(seed, p.patient_id, view, "series"),
-                "sop_uid": synthetic_uid(seed, p.patient_id, view, "image"),
-                "study_date": study_date,
-                "study_time": study_time,
-                "series_number": vi + 1,
-                "series_description": _SERIES[view],
-                "view_position": view_position,
-                "photometric": photometric,
-                "bits_stored": bits,
-                "pixel_spacing": layout.spacing,
-                "magnification": float(vr.uniform(1.05, 1.15)),
-                "detector_pitch": float(vr.choice([0.139, 0.143, 0.148, 0.15, 0.16, 0.175, 0.2])),
-                "source_detector": float(vr.choice([1500.0, 1800.0, 2000.0])),
-                "window": ((maxv - centre) if mono1 else centre, span * vr.uniform(0.9, 1.0)),
-                "burnt_in": bool(r.burnt_in),
-                "kvp": float(vr.uniform(75, 95)),
-                "mas": float(vr.uniform(5, 40)),
-                "exposure_ms": float(vr.uniform(20, 200)),
-                "software": "r2mf_monai.data.synthetic",
-            }
-            image_rel = f"images/{stem}.dcm"
-            write_dicom(out / image_rel, stored, info)
-            rec.update(photometric=photometric, bits_stored=bits)
-        else:
-            bits = 8 if fmt == "png8" else int(vr.choice([12, 16]))
-            stored = to_stored(r.image, bits, 0, (1 << bits) - 1, invert=False)
-            image_rel = f"images/{stem}.png"
-            write_png(out / image_rel, stored, spacing_mm=layout.spacing)
-            rec.update(photometric="MONOCHROME2", bits_stored=bits)
-        label_rel = f"labels/{stem}.png"
-        write_mask(out / label_rel, r.mask)
 
-        corners_px, sacrum_px = pixel_landmarks(g, layout)
-        corners_by_view[view] = corners_px
-        curves = measure_curves(corners_px)
-        for c in curves:
-            c["cobb_deg"] = round(c["cobb_deg"], 3)
-        rec.update(
-            image=image_rel,
-            label=label_rel,
-            quality=quality,
-            rows=int(layout.rows),
-            columns=int(layout.cols),
-            pixel_spacing=[round(layout.spacing, 6)] * 2,
-            view_position=view_position,
-            marker=r.marker,
-            burnt_in_text=r.burnt_in,
-            corners=corners_px.tolist(),
-            sacrum=sacrum_px.tolist(),
-            centreline=_r(layout.to_px(g.centreline)),
-            curves=curves,
-            major_cobb_deg=max((c["cobb_deg"] for c in curves), default=0.0),
-            pelvic_obliquity_deg=round(g.pelvis_angle, 3),
-            t1_offset_mm=round(float(g.centres[0, 0]), 2),
-        )
-        views[view] = rec
+def _generate_view(st: _Study, vi: int, view: str) -> tuple[dict[str, Any], np.ndarray]:
+    """Render and write view number ``vi`` of the study; return its ground-truth record and corners in pixels."""
+    p = st.patient
+    vr = _rng(st.seed, st.index, vi + 1)
+    rows_f = st.base_rows if vr.random() < 0.7 else float(np.clip(st.base_rows * vr.uniform(0.9, 1.1), 1024, 2500))
+    rows = max(int(round(rows_f * st.scale)), 48)
+    cols = max(int(np.clip(round(rows_f * st.aspect), 480, 1250) * st.scale), 24)
+    g = view_geometry(p, view)
+    layout = sample_layout(vr, g, (rows, cols))
+    quality = str(vr.choice(QUALITIES, p=_QUALITY_P))
+    q = sample_quality(vr, quality)
+    label_text = str(vr.choice(_LABELS[view]))
+    r = render_view(p, g, layout, q, vr, label_text)
+    fmt = str(vr.choice(list(st.formats), p=st.fmt_p))
+    stem = f"{p.patient_id}_{view}"
+    if fmt == "dicom":
+        image_rel, photometric, bits = _write_dicom_view(st, vi, view, r, layout, vr)
+    else:
+        image_rel = f"images/{stem}.png"
+        bits = 8 if fmt == "png8" else int(vr.choice([12, 16]))
+        stored = to_stored(r.image, bits, 0, (1 << bits) - 1, invert=False)
+        write_png(st.out / image_rel, stored, spacing_mm=layout.spacing)
+        photometric = "MONOCHROME2"
+    label_rel = f"labels/{stem}.png"
+    write_mask(st.out / label_rel, r.mask)
+    corners_px, sacrum_px = pixel_landmarks(g, layout)
+    curves = measure_curves(corners_px)
+    for c in curves:
+        c["cobb_deg"] = round(c["cobb_deg"], 3)
+    rec = {
+        "format": fmt,
+        "photometric": photometric,
+        "bits_stored": bits,
+        "image": image_rel,
+        "label": label_rel,
+        "quality": quality,
+        "rows": int(layout.rows),
+        "columns": int(layout.cols),
+        "pixel_spacing": [round(layout.spacing, 6)] * 2,
+        "view_position": st.view_position,
+        "marker": r.marker,
+        "burnt_in_text": r.burnt_in,
+        "corners": corners_px.tolist(),
+        "sacrum": sacrum_px.tolist(),
+        "centreline": _r(layout.to_px(g.centreline)),
+        "curves": curves,
+        "major_cobb_deg": max((c["cobb_deg"] for c in curves), default=0.0),
+        "pelvic_obliquity_deg": round(g.pelvis_angle, 3),
+        "t1_offset_mm": round(float(g.centres[0, 0]), 2),
+    }
+    return rec, corners_px
 
-    # clinical flexibility: bending Cobb angles between the coronal end vertebrae (signed: < 0 = reversed)
+
+def _write_dicom_view(
+    st: _Study, vi: int, view: str, r: Rendered, layout: Layout, vr: np.random.Generator
+) -> tuple[str, str, int]:
+    """Write a view as a DICOM file with its stored range, photometric interpretation and acquisition tags.
+
+    Returns:
+        its path relative to the data set, the photometric interpretation and the bits stored.
+    """
+    p = st.patient
+    bits = int(vr.choice([12, 14, 16]))
+    maxv = (1 << bits) - 1
+    span = int(maxv * vr.uniform(0.55, 1.0))
+    low = int(vr.integers(0, maxv - span + 1))
+    mono1 = bool(vr.random() < 0.35)
+    stored = to_stored(r.image, bits, low, low + span, invert=mono1)
+    centre = low + span / 2.0
+    photometric = "MONOCHROME1" if mono1 else "MONOCHROME2"
+    info = {  # the values below draw in their written order
+        "patient_id": p.patient_id,
+        "patient_name": f"SYNTHETIC^{p.patient_id}",
+        "sex": p.sex,
+        "age": p.age,
+        "birth_date": st.birth,
+        "study_uid": st.study_uid,
+        "series_uid": synthetic_uid(st.seed, p.patient_id, view, "series"),
+        "sop_uid": synthetic_uid(st.seed, p.patient_id, view, "image"),
+        "study_date": st.study_date,
+        "study_time": st.study_time,
+        "series_number": vi + 1,
+        "series_description": _SERIES[view],
+        "view_position": st.view_position,
+        "photometric": photometric,
+        "bits_stored": bits,
+        "pixel_spacing": layout.spacing,
+        "magnification": float(vr.uniform(1.05, 1.15)),
+        "detector_pitch": float(vr.choice([0.139, 0.143, 0.148, 0.15, 0.16, 0.175, 0.2])),
+        "source_detector": float(vr.choice([1500.0, 1800.0, 2000.0])),
+        "window": ((maxv - centre) if mono1 else centre, span * vr.uniform(0.9, 1.0)),
+        "burnt_in": bool(r.burnt_in),
+        "kvp": float(vr.uniform(75, 95)),
+        "mas": float(vr.uniform(5, 40)),
+        "exposure_ms": float(vr.uniform(20, 200)),
+        "software": "r2mf_monai.data.synthetic",
+    }
+    image_rel = f"images/{p.patient_id}_{view}.dcm"
+    write_dicom(st.out / image_rel, stored, info)
+    return image_rel, photometric, bits
+
+
+def _clinical_flexibility(coronal_curves: list[dict], corners_by_view: dict[str, np.ndarray]) -> list[dict]:
+    """Clinical flexibility: bending Cobb angles between the coronal end vertebrae (signed: < 0 = reversed)."""
     flex_curves = []
-    for c in views["coronal"]["curves"]:
+    for c in coronal_curves:
         u, low_i = c["upper_end_index"], c["lower_end_index"]
         sign = np.sign(cobb_between(corners_by_view["coronal"], u, low_i)) or 1.0
         bend = {v: round(float(sign * cobb_between(corners_by_view[v], u, low_i)), 3) for v in VIEWS}
@@ -240,6 +277,27 @@ def generate_patient(
             flexibility_index=round((bend["coronal"] - bend[towards]) / max(bend["coronal"], 1e-6), 4),
         )
         flex_curves.append(entry)
+    return flex_curves
+
+
+def generate_patient(
+    seed: int, index: int, out_dir: str | os.PathLike, scale: float = 1.0, formats: Sequence[str] = FORMATS
+) -> dict[str, Any]:
+    """Render and write the three views of patient ``index``; return its ground-truth record.
+
+    Args:
+        seed: data set seed.
+        index: patient index (0-based; the id is ``P{index + 1:04d}``).
+        out_dir: data set folder (``images/`` and ``labels/`` must exist).
+        scale: image-size factor.
+        formats: image formats to draw from (``dicom``, ``png16``, ``png8``).
+    """
+    st = _study(seed, index, out_dir, scale, formats)
+    p = st.patient
+    views: dict[str, Any] = {}
+    corners_by_view: dict[str, np.ndarray] = {}
+    for vi, view in enumerate(VIEWS):
+        views[view], corners_by_view[view] = _generate_view(st, vi, view)
     return {
         "patient_id": p.patient_id,
         "index": index,
@@ -257,7 +315,10 @@ def generate_patient(
             }
             for c in p.curves
         ],
-        "flexibility": {"parameter": round(p.flexibility, 4), "curves": flex_curves},
+        "flexibility": {
+            "parameter": round(p.flexibility, 4),
+            "curves": _clinical_flexibility(views["coronal"]["curves"], corners_by_view),
+        },
         "views": views,
     }
 
