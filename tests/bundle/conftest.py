@@ -38,6 +38,13 @@ def bundle_cmd(*args: str, overrides: dict[str, str] | None = None) -> list[str]
     return cmd
 
 
+def train_cmd(root: Path, dataset: Path, **overrides: str) -> list[str]:
+    """``python -m monai.bundle run training`` of the bundle at ``root`` on ``dataset``, narrow (:data:`TINY`)."""
+    base = {**TINY, "bundle_root": str(root), "dataset_dir": str(dataset)}
+    config = str(root / "configs" / "train.json")
+    return bundle_cmd("run", "training", "--config_file", config, overrides=base | overrides)
+
+
 def run(cmd: list[str], cwd: Path = REPO, timeout: int = 600, env: dict[str, str] | None = None) -> str:
     """Run a command, fail the test with its output when it fails, return its output."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
@@ -69,19 +76,6 @@ def scratch_bundle(parent: Path) -> Path:
 def trained_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_dataset: Path) -> Path:
     """A scratch bundle holding a model trained for one epoch on the tiny data set, as a user runs it."""
     root = scratch_bundle(tmp_path_factory.mktemp("trained"))
-    run(
-        bundle_cmd(
-            "run",
-            "training",
-            "--config_file",
-            str(root / "configs" / "train.json"),
-            overrides={
-                **TINY,
-                "bundle_root": str(root),
-                "dataset_dir": str(tiny_dataset),
-                "max_epochs": "1",
-            },
-        )
-    )
+    run(train_cmd(root, tiny_dataset, max_epochs="1"))
     # nothing to change in inference.json: it builds the narrow network and its size from models/model.json
     return root

@@ -67,8 +67,8 @@ def test_two_cpu_ranks_train_one_epoch_and_agree(tiny_dataset: Path, tmp_path: P
     for key, value in TINY.items():
         cmd += [f"--{key}", value]
     run(cmd)
-    rank0 = torch.load(root / "runs" / "rank0.pt", map_location="cpu", weights_only=True)
-    rank1 = torch.load(root / "runs" / "rank1.pt", map_location="cpu", weights_only=True)
+    rank0 = torch.load(root / "eval" / "rank0.pt", map_location="cpu", weights_only=True)
+    rank1 = torch.load(root / "eval" / "rank1.pt", map_location="cpu", weights_only=True)
     assert rank0.keys() == rank1.keys()
     for key in rank0:
         torch.testing.assert_close(rank0[key], rank1[key], rtol=0, atol=0, msg=key)

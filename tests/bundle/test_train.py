@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.bundle.conftest import REPO, TINY, bundle_cmd, run, scratch_bundle
+from tests.bundle.conftest import REPO, TINY, run, scratch_bundle, train_cmd
 
 CLI = Path(sys.executable).parent / "r2mf-monai"
 
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 
 
 def _rows(root: Path) -> list[dict[str, str]]:
-    with open(root / "runs" / "metrics.csv", newline="") as f:
+    with open(root / "eval" / "metrics.csv", newline="") as f:
         return list(csv.DictReader(f))
 
 
@@ -44,7 +44,7 @@ def test_training_writes_best_model_checkpoint_and_history(trained_bundle: Path)
     for key in ("train_loss", "lr", "val_mean_dice", "val_loss"):
         assert key in rows[0], rows[0]
     assert 0.0 <= float(rows[0]["val_mean_dice"]) <= 1.0
-    assert list((trained_bundle / "runs").glob("events.out.tfevents.*")), "no TensorBoard events"
+    assert list((trained_bundle / "eval").glob("events.out.tfevents.*")), "no TensorBoard events"
 
 
 def test_resume_continues_epoch_count_and_optimizer(trained_bundle: Path, tiny_dataset: Path, tmp_path: Path) -> None:
@@ -52,16 +52,7 @@ def test_resume_continues_epoch_count_and_optimizer(trained_bundle: Path, tiny_d
     shutil.copytree(trained_bundle, root)
     before = _rows(root)
     ckpt1 = torch.load(root / "models" / "checkpoint_epoch=1.pt", map_location="cpu", weights_only=False)
-    out = run(
-        bundle_cmd(
-            "run",
-            "training",
-            "--config_file",
-            str(root / "configs" / "train.json"),
-            overrides={**TINY, "bundle_root": str(root), "dataset_dir": str(tiny_dataset), "max_epochs": "2"}
-            | {"resume": "true"},
-        )
-    )
+    out = run(train_cmd(root, tiny_dataset, max_epochs="2", resume="true"))
     rows = _rows(root)
     # epoch 1 came from the checkpoint; exactly one more epoch was trained
     assert [int(r["epoch"]) for r in rows] == [1, 2], out[-3000:]
@@ -77,22 +68,7 @@ def test_resume_continues_epoch_count_and_optimizer(trained_bundle: Path, tiny_d
 def test_training_generates_the_synthetic_data_set_when_there_is_none(tmp_path: Path) -> None:
     root = scratch_bundle(tmp_path)
     dataset = tmp_path / "empty_dataset"
-    out = run(
-        bundle_cmd(
-            "run",
-            "training",
-            "--config_file",
-            str(root / "configs" / "train.json"),
-            overrides={
-                **TINY,
-                "bundle_root": str(root),
-                "dataset_dir": str(dataset),
-                "max_epochs": "1",
-                "synthetic_patients": "3",
-                "synthetic_scale": "0.1",
-            },
-        )
-    )
+    out = run(train_cmd(root, dataset, max_epochs="1", synthetic_patients="3", synthetic_scale="0.1"))
     assert "generating the synthetic data set" in out
     assert (dataset / "datalist.json").is_file()
     assert (root / "models" / "model.pt").is_file()
@@ -103,15 +79,8 @@ def test_a_folder_with_files_but_no_datalist_is_refused_by_name(tmp_path: Path) 
     dataset = tmp_path / "user_data"
     dataset.mkdir()
     (dataset / "scan.png").write_bytes(b"not really")
-    cmd = bundle_cmd(
-        "run",
-        "training",
-        "--config_file",
-        str(root / "configs" / "train.json"),
-        overrides={**TINY, "bundle_root": str(root), "dataset_dir": str(dataset), "max_epochs": "1"},
-    )
     with pytest.raises(AssertionError, match="user_data"):
-        run(cmd)
+        run(train_cmd(root, dataset, max_epochs="1"))
     assert not (root / "models" / "model.pt").exists()
 
 
@@ -134,10 +103,7 @@ def test_training_keeps_shipped_weights_unless_overwrite(overwrite: bool, tiny_d
     for name in ("model.pt", "model.json"):
         shutil.copy(REPO / "bundle" / "models" / name, root / "models" / name)
     shipped = (root / "models" / "model.pt").read_bytes()
-    overrides = {**TINY, "bundle_root": str(root), "dataset_dir": str(tiny_dataset), "max_epochs": "1"}
-    if overwrite:
-        overrides["overwrite"] = "true"
-    out = run(bundle_cmd("run", "training", "--config_file", str(root / "configs" / "train.json"), overrides=overrides))
+    out = run(train_cmd(root, tiny_dataset, max_epochs="1", **({"overwrite": "true"} if overwrite else {})))
     # one summary line for the epoch, no per-iteration lines at INFO
     assert len(re.findall(r"epoch 1/1: train_loss [\d.]+, val_mean_dice [\d.]+ \(best", out)) == 1, out[-3000:]
     assert not re.search(r"iteration \d+/\d+: loss", out) and "Current learning rate" not in out
@@ -158,3 +124,16 @@ def test_training_keeps_shipped_weights_unless_overwrite(overwrite: bool, tiny_d
     command[1:3] = [str(images), str(tmp_path / "out")]
     run([str(CLI), *command])
     assert len(list((tmp_path / "out").glob("*_mask.png"))) == 1
+
+
+def test_training_starts_from_init_ckpt(trained_bundle: Path, tiny_dataset: Path, tmp_path: Path) -> None:
+    # fine-tuning from given weights (e.g. the shipped model on a user's films): with a zero learning rate the saved
+    # model keeps the initial weights exactly; without init_ckpt it would start from a fresh random network
+    init = trained_bundle / "models" / "model.pt"
+    root = scratch_bundle(tmp_path)
+    out = run(train_cmd(root, tiny_dataset, max_epochs="1", learning_rate="0.0", init_ckpt=str(init)))
+    assert "Restored all variables from" in out
+    start = torch.load(init, map_location="cpu", weights_only=True)
+    saved = torch.load(root / "models" / "model.pt", map_location="cpu", weights_only=True)
+    convs = [k for k in start if k.endswith("conv.weight")]
+    assert convs and all(torch.equal(start[k], saved[k]) for k in convs)

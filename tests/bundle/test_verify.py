@@ -88,24 +88,19 @@ def _eager(root: Path) -> tuple[torch.nn.Module, torch.Tensor, np.ndarray]:
     return net, x, ref
 
 
+def _export(command: str, bundle: Path, filepath: Path, *args: str) -> None:
+    """``python -m monai.bundle <command> network_def`` of the bundle's inference.json with its trained weights."""
+    configs = bundle / "configs"
+    files = ["--meta_file", str(configs / "metadata.json"), "--config_file", str(configs / "inference.json")]
+    weights = ["--ckpt_file", str(bundle / "models" / "model.pt")]
+    cmd = bundle_cmd(command, "network_def", "--filepath", str(filepath), *weights, *files, *args)
+    run(cmd + ["--bundle_root", str(bundle)])
+
+
 @pytest.mark.slow
 def test_ckpt_export_torchscript_matches_eager(trained_bundle: Path) -> None:
     ts = trained_bundle / "models" / "model.ts"
-    run(
-        bundle_cmd(
-            "ckpt_export",
-            "network_def",
-            "--filepath",
-            str(ts),
-            "--ckpt_file",
-            str(trained_bundle / "models" / "model.pt"),
-            "--meta_file",
-            str(trained_bundle / "configs" / "metadata.json"),
-            "--config_file",
-            str(trained_bundle / "configs" / "inference.json"),
-            overrides={"bundle_root": str(trained_bundle)},
-        )
-    )
+    _export("ckpt_export", trained_bundle, ts)
     _, x, ref = _eager(trained_bundle)
     loaded = torch.jit.load(str(ts), map_location="cpu").eval()
     with torch.no_grad():
@@ -117,25 +112,9 @@ def test_ckpt_export_torchscript_matches_eager(trained_bundle: Path) -> None:
 def test_onnx_export_runs_in_onnxruntime_and_matches_eager(trained_bundle: Path) -> None:
     onnx_file = trained_bundle / "models" / "model.onnx"
     size = TINY["image_size"]
-    run(
-        bundle_cmd(
-            "onnx_export",
-            "network_def",
-            "--filepath",
-            str(onnx_file),
-            "--ckpt_file",
-            str(trained_bundle / "models" / "model.pt"),
-            "--meta_file",
-            str(trained_bundle / "configs" / "metadata.json"),
-            "--config_file",
-            str(trained_bundle / "configs" / "inference.json"),
-            "--input_shape",
-            f"[1, 1, {size}, {size}]",
-            "--converter_kwargs",
-            "{'input_names': ['image'], 'output_names': ['pred']}",
-            overrides={"bundle_root": str(trained_bundle)},
-        )
-    )
+    converter = "{'input_names': ['image'], 'output_names': ['pred']}"
+    shape = f"[1, 1, {size}, {size}]"
+    _export("onnx_export", trained_bundle, onnx_file, "--input_shape", shape, "--converter_kwargs", converter)
     _, x, ref = _eager(trained_bundle)
     session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]

@@ -213,7 +213,7 @@ def test_train_through_monailabel(server: dict, tiny_data: Path) -> None:
     )
     assert status == 200, server["log"].read_text()[-4000:]
     # the bundle's train.json ran on the MONAI Label datastore: its CSV has one epoch and the model was replaced
-    rows = (server["app_bundle"] / "runs" / "metrics.csv").read_text().strip().splitlines()
+    rows = (server["app_bundle"] / "eval" / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 2, rows
     assert model_file.read_bytes() != before
     # the server serves the new model
