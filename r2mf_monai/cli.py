@@ -183,7 +183,7 @@ def infer(
     from monai.bundle import ConfigWorkflow
 
     from r2mf_monai.bundle_paths import default_bundle_root
-    from r2mf_monai.networks.utils import ensure_option
+    from r2mf_monai.utils import ensure_option
 
     bundle_root = os.path.abspath(bundle_dir) if bundle_dir else default_bundle_root()
     config_file = os.path.join(bundle_root, "configs", "inference.json")

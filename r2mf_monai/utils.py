@@ -9,7 +9,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Argument checks shared by the networks, the inference wrapper and the experiments.
+"""Argument checks shared by the whole package: the networks, the losses, the readers, the inference wrapper and
+the experiments.
 
 Bad arguments raise ValueError at construction with the argument's name and value in the message (as MONAI's
 networks do); string modes are looked up with MONAI's :func:`monai.utils.look_up_option`.

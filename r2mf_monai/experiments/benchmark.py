@@ -62,8 +62,8 @@ from r2mf_monai.checkpoint import load_weights
 from r2mf_monai.constants import VIEWS
 from r2mf_monai.experiments.models import MODELS, build_network
 from r2mf_monai.networks.complexity import count_complexity
-from r2mf_monai.networks.utils import ensure_int, ensure_option
 from r2mf_monai.outputs.atomic import write_json, write_text
+from r2mf_monai.utils import ensure_int, ensure_option
 
 __all__ = [
     "CPU_PATHS",
@@ -457,8 +457,7 @@ def precision_agreement(
         ValueError: for an unknown path. FileNotFoundError: for missing weights.
     """
     for p in paths:
-        if p not in AGREEMENT_PATHS:
-            raise ValueError(f"paths: unknown path {p!r}; choose from {AGREEMENT_PATHS}.")
+        ensure_option("paths", p, AGREEMENT_PATHS)
     configs = find_bundle(bundle_root) / "configs"
     checkpoint = Path(checkpoint) if checkpoint else configs.parent / "models" / "model.pt"
     if not checkpoint.is_file():

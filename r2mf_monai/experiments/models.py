@@ -29,7 +29,7 @@ from typing import Any
 import torch.nn as nn
 
 from r2mf_monai.bundle_paths import find_bundle
-from r2mf_monai.networks.utils import ensure_option
+from r2mf_monai.utils import ensure_option
 
 __all__ = [
     "ABLATION",

@@ -65,8 +65,8 @@ from r2mf_monai.experiments.models import (
     missing_package,
 )
 from r2mf_monai.networks.complexity import count_complexity
-from r2mf_monai.networks.utils import ensure_int
 from r2mf_monai.outputs.atomic import write_json, write_text
+from r2mf_monai.utils import ensure_int
 
 __all__ = [
     "NOT_AVAILABLE",

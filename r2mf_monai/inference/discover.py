@@ -26,7 +26,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from r2mf_monai.outputs.atomic import write_json
-from r2mf_monai.transforms.readers import RADIOGRAPH_SUFFIXES
+from r2mf_monai.transforms.readers import RADIOGRAPH_SUFFIXES, has_dicom_preamble
 
 __all__ = ["discover_inputs", "is_candidate", "log_outputs"]
 
@@ -42,12 +42,7 @@ def is_candidate(path: Path) -> bool:
     if name.endswith(RADIOGRAPH_SUFFIXES):
         return True
     if path.suffix == "" or path.suffix.lstrip(".").isdigit():
-        try:
-            with open(path, "rb") as f:
-                f.seek(128)
-                return f.read(4) == b"DICM"
-        except OSError:
-            return False
+        return has_dicom_preamble(path)
     return False
 
 

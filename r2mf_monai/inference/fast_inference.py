@@ -49,7 +49,7 @@ import torch.nn as nn
 from monai.data import MetaTensor
 from monai.metrics import compute_dice
 
-from r2mf_monai.networks.utils import ensure_int, ensure_option
+from r2mf_monai.utils import ensure_int, ensure_option
 
 __all__ = [
     "BACKENDS",
@@ -402,16 +402,7 @@ class FastInferenceNetwork(nn.Module):
         )
 
 
-def prepare_for_inference(
-    network: nn.Module,
-    precision: str = "auto",
-    channels_last: bool | None = None,
-    fuse: bool = True,
-    backend: str = "eager",
-    min_dice: float = 0.995,
-    check_batches: int = 3,
-    fp32_modules: Sequence[str] | None = None,
-) -> nn.Module:
+def prepare_for_inference(network: nn.Module, **options: Any) -> nn.Module:
     """Wrap ``network`` for fast inference, ready to infer (in eval mode); use the result as the bundle's ``network``.
 
     A network without parameters (e.g. :class:`r2mf_monai.inference.onnx_backend.OnnxRuntimeNetwork`, whose weights
@@ -424,16 +415,10 @@ def prepare_for_inference(
 
     Args:
         network: the network (weights may be loaded afterwards, e.g. by ``CheckpointLoader``).
-        precision: ``"auto"`` (bfloat16 where native and the masks agree, else float32), ``"fp32"`` or ``"bf16"``.
-            Defaults to ``"auto"``.
-        channels_last: channels-last memory format; ``None`` chooses it on CPU and CUDA for networks without
-            instance normalisation. Defaults to ``None``.
-        fuse: fold batch normalisation into convolutions. Defaults to ``True``.
-        backend: ``"eager"``, ``"torchscript"`` or ``"compile"``. Defaults to ``"eager"``.
-        min_dice: the agreement ``"auto"`` requires. Defaults to ``0.995``.
-        check_batches: batches ``"auto"`` checks before adopting bfloat16. Defaults to ``3``.
-        fp32_modules: submodules kept in float32 on the bfloat16 path; ``()`` for none. Defaults to ``None``: those
-            the network names with ``float32_modules()`` (R2MF-Net's input level), none for other networks.
+        options: the keyword arguments of :class:`FastInferenceNetwork` (``precision``, ``channels_last``, ``fuse``,
+            ``backend``, ``min_dice``, ``threshold``, ``check_batches``, ``fp32_modules``), with its defaults:
+            ``"auto"`` precision, the memory format chosen by the network's normalisation, batch norm folded, eager
+            PyTorch, and the float32 modules the network names itself.
 
     Returns:
         a :class:`FastInferenceNetwork` in eval mode (``.train()`` on it runs the wrapped network unprepared), or
@@ -441,18 +426,9 @@ def prepare_for_inference(
 
     Raises:
         ValueError: for a bad argument (the message names it).
+        TypeError: for an unknown option.
     """
     if isinstance(network, nn.Module) and next(network.parameters(), None) is None:
         logger.info("%s has no parameters (another runtime runs it): used as it is", type(network).__name__)
         return network
-    wrapper = FastInferenceNetwork(
-        network,
-        precision=precision,
-        channels_last=channels_last,
-        fuse=fuse,
-        backend=backend,
-        min_dice=min_dice,
-        check_batches=check_batches,
-        fp32_modules=fp32_modules,
-    )
-    return wrapper.eval()
+    return FastInferenceNetwork(network, **options).eval()

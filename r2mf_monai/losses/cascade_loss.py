@@ -18,6 +18,8 @@ from monai.losses import DiceLoss
 from torch import nn
 from torch.nn.modules.loss import _Loss
 
+from r2mf_monai.utils import ensure_option
+
 __all__ = ["CascadeDiceBCELoss"]
 
 
@@ -77,8 +79,7 @@ class CascadeDiceBCELoss(_Loss):
         ):
             if not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"{name} must be a non-negative number, got {name}={value!r}.")
-        if reduction not in ("mean", "sum"):
-            raise ValueError(f"reduction must be 'mean' or 'sum', got reduction={reduction!r}.")
+        ensure_option("reduction", reduction, ("mean", "sum"))
         self.lambda_coarse = float(lambda_coarse)
         self.lambda_fine = float(lambda_fine)
         self.check_target = check_target

@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from r2mf_monai.networks.utils import ensure_int
+from r2mf_monai.utils import ensure_int
 
 __all__ = ["count_complexity"]
 

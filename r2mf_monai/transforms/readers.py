@@ -65,7 +65,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,8 @@ import numpy as np
 from monai.data import ImageReader, NibabelReader
 from monai.data.utils import affine_to_spacing
 from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
+
+from r2mf_monai.utils import ensure_option
 
 __all__ = [
     "RadiographReadError",
@@ -88,6 +90,7 @@ __all__ = [
     "DICOM_SUFFIXES",
     "NIFTI_SUFFIXES",
     "RADIOGRAPH_SUFFIXES",
+    "has_dicom_preamble",
 ]
 
 logger = logging.getLogger(__name__)
@@ -130,7 +133,8 @@ def _suffix(path: PathLike) -> str:
     return ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
 
 
-def _has_dicom_preamble(path: PathLike) -> bool:
+def has_dicom_preamble(path: PathLike) -> bool:
+    """Whether ``path`` starts with the DICOM preamble (``DICM`` at byte 128); ``False`` when it cannot be read."""
     try:
         with open(path, "rb") as f:
             f.seek(128)
@@ -158,7 +162,7 @@ def detect_format(path: PathLike) -> str | None:
     Returns:
         the family, or ``None`` when neither the content nor the suffix is recognised.
     """
-    if _has_dicom_preamble(path):
+    if has_dicom_preamble(path):
         return "dicom"
     try:
         with open(path, "rb") as f:
@@ -269,6 +273,20 @@ def _stack(arrays: list[np.ndarray], metas: list[dict], filenames: list[str]) ->
     return np.stack(arrays, axis=0), meta
 
 
+def _decode(
+    img: Any, placeholder: str, decode_one: Callable[[Any, str], tuple[np.ndarray, dict]]
+) -> tuple[np.ndarray, dict]:
+    """Decode what a reader's ``read`` returned (a :class:`_Stack`, or bare objects, named ``placeholder`` in errors)
+    one file at a time and stack the results as channels."""
+    if isinstance(img, _Stack):
+        stack = img
+    else:
+        items = list(ensure_tuple(img))
+        stack = _Stack(items, [placeholder] * len(items))
+    decoded = [decode_one(item, name) for item, name in zip(stack.items, stack.filenames, strict=True)]
+    return _stack([array for array, _ in decoded], [meta for _, meta in decoded], stack.filenames)
+
+
 class DicomRadiographReader(ImageReader):
     """Single-frame DICOM radiographs (CR, DX, DX-for-presentation, secondary capture) with pydicom.
 
@@ -290,15 +308,13 @@ class DicomRadiographReader(ImageReader):
     """
 
     def __init__(self, voi_lut: str = "sequence", force: bool = True) -> None:
-        if voi_lut not in _VOI_CHOICES:
-            raise ValueError(f"voi_lut must be one of {_VOI_CHOICES}, got {voi_lut!r}.")
-        self.voi_lut = voi_lut
+        self.voi_lut = ensure_option("voi_lut", voi_lut, _VOI_CHOICES)
         self.force = force
 
     def verify_suffix(self, filename: Sequence[PathLike] | PathLike) -> bool:
         """Whether every file has a DICOM suffix, no suffix, or the DICOM preamble."""
         return all(
-            _suffix(f) in DICOM_SUFFIXES or _suffix(f) == "" or _has_dicom_preamble(f) for f in ensure_tuple(filename)
+            _suffix(f) in DICOM_SUFFIXES or _suffix(f) == "" or has_dicom_preamble(f) for f in ensure_tuple(filename)
         )
 
     def read(self, data: Sequence[PathLike] | PathLike, **kwargs) -> Any:
@@ -336,13 +352,7 @@ class DicomRadiographReader(ImageReader):
         Args:
             img: what :meth:`read` returned.
         """
-        stack = img if isinstance(img, _Stack) else _Stack(list(ensure_tuple(img)), ["<dataset>"] * len(img))
-        arrays, metas = [], []
-        for ds, name in zip(stack.items, stack.filenames, strict=True):
-            array, meta = self._get_one(ds, name)
-            arrays.append(array)
-            metas.append(meta)
-        return _stack(arrays, metas, stack.filenames)
+        return _decode(img, "<dataset>", self._get_one)
 
     def _get_one(self, ds: Any, name: str) -> tuple[np.ndarray, dict]:
         try:
@@ -497,13 +507,7 @@ class RasterRadiographReader(ImageReader):
         Args:
             img: what :meth:`read` returned.
         """
-        stack = img if isinstance(img, _Stack) else _Stack(list(ensure_tuple(img)), ["<image>"] * len(img))
-        arrays, metas = [], []
-        for im, name in zip(stack.items, stack.filenames, strict=True):
-            array, meta = self._get_one(im, name)
-            arrays.append(array)
-            metas.append(meta)
-        return _stack(arrays, metas, stack.filenames)
+        return _decode(img, "<image>", self._get_one)
 
     @staticmethod
     def _get_one(im: Any, name: str) -> tuple[np.ndarray, dict]:

@@ -20,7 +20,7 @@ import torch.nn as nn
 from monai.networks.blocks import Convolution
 from monai.networks.layers.utils import get_act_layer
 
-from r2mf_monai.networks.utils import ensure_int, ensure_spatial_dims
+from r2mf_monai.utils import ensure_int, ensure_spatial_dims
 
 __all__ = ["InceptionResidualBlock"]
 

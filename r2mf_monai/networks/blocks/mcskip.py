@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from monai.networks.blocks import Convolution
 
-from r2mf_monai.networks.utils import ensure_int, ensure_option, ensure_spatial_dims
+from r2mf_monai.utils import ensure_int, ensure_option, ensure_spatial_dims
 
 __all__ = ["MultiScaleCrossStageSkip"]
 

@@ -18,7 +18,7 @@ import torch.nn as nn
 from monai.networks.blocks import Convolution
 from monai.networks.layers.utils import get_act_layer
 
-from r2mf_monai.networks.utils import ensure_int, ensure_option, ensure_spatial_dims
+from r2mf_monai.utils import ensure_int, ensure_option, ensure_spatial_dims
 
 __all__ = ["R2JumpConnection", "SKIP_FUSIONS"]
 

@@ -18,7 +18,7 @@ import torch.nn as nn
 from monai.networks.blocks import ChannelSELayer
 from monai.networks.layers.factories import Conv
 
-from r2mf_monai.networks.utils import ensure_int, ensure_spatial_dims
+from r2mf_monai.utils import ensure_int, ensure_spatial_dims
 
 __all__ = ["SCSELite"]
 

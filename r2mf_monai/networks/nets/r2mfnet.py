@@ -26,7 +26,7 @@ from r2mf_monai.networks.blocks.inception import InceptionResidualBlock
 from r2mf_monai.networks.blocks.mcskip import MultiScaleCrossStageSkip
 from r2mf_monai.networks.blocks.r2jump import SKIP_FUSIONS, R2JumpConnection
 from r2mf_monai.networks.blocks.scse_lite import SCSELite
-from r2mf_monai.networks.utils import ensure_int, ensure_option, ensure_spatial_dims
+from r2mf_monai.utils import ensure_int, ensure_option, ensure_spatial_dims
 
 __all__ = ["R2MFNet", "R2MFnet", "r2mfnet"]
 
