@@ -1004,25 +1004,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--work_dir", default=None, help="keep (and reuse) the measurements here")
     parser.add_argument("--no_agreement", action="store_true", help="skip the check on the trained weights")
     parser.add_argument("--agreement_data", default=None, help="data set for that check (default data/synthetic)")
-    args = parser.parse_args(argv)
+    options = vars(parser.parse_args(argv))  # the options are run_benchmark's arguments, two of them negated
+    options["end_to_end"] = not options.pop("no_end_to_end")
+    options["agreement"] = not options.pop("no_agreement")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    return run_benchmark(
-        output_dir=args.output_dir,
-        models=args.models,
-        paths=args.paths,
-        image_size=args.image_size,
-        repeats=args.repeats,
-        warmup=args.warmup,
-        batch=args.batch,
-        threads=args.threads,
-        checkpoint=args.checkpoint,
-        end_to_end=not args.no_end_to_end,
-        smoke=args.smoke,
-        bundle_root=args.bundle_root,
-        work_dir=args.work_dir,
-        agreement=not args.no_agreement,
-        agreement_data=args.agreement_data,
-    )
+    return run_benchmark(**options)
 
 
 if __name__ == "__main__":

@@ -273,6 +273,21 @@ def _stack(arrays: list[np.ndarray], metas: list[dict], filenames: list[str]) ->
     return np.stack(arrays, axis=0), meta
 
 
+def _open_each(data: Sequence[PathLike] | PathLike, open_one: Callable[[str], Any], what: str) -> _Stack:
+    """Open every file of ``data`` with ``open_one``; a missing or unreadable one raises naming the file (the
+    libraries raise many exception types for a damaged file)."""
+    items, names = [], []
+    for name in map(str, ensure_tuple(data)):
+        try:
+            items.append(open_one(name))
+        except FileNotFoundError as e:
+            raise RadiographNotFoundError(name, "no such file") from e
+        except Exception as e:
+            raise RadiographReadError(name, f"not a readable {what} ({type(e).__name__}: {e})") from e
+        names.append(name)
+    return _Stack(items, names)
+
+
 def _decode(
     img: Any, placeholder: str, decode_one: Callable[[Any, str], tuple[np.ndarray, dict]]
 ) -> tuple[np.ndarray, dict]:
@@ -327,24 +342,17 @@ class DicomRadiographReader(ImageReader):
         import pydicom
         from pydicom.errors import InvalidDicomError
 
-        items, names = [], []
-        for name in ensure_tuple(data):
-            name = str(name)
+        def open_one(name: str) -> Any:
             try:
-                try:
-                    ds = pydicom.dcmread(name, **kwargs)
-                except InvalidDicomError:
-                    if not (self.force and (_suffix(name) in DICOM_SUFFIXES or _suffix(name) == "")):
-                        raise
-                    ds = pydicom.dcmread(name, force=True, **kwargs)
-                    ds._r2mf_forced = True  # no preamble: may be no DICOM at all, said if no pixel data follows
-            except FileNotFoundError as e:
-                raise RadiographNotFoundError(name, "no such file") from e
-            except Exception as e:  # pydicom raises many types for a damaged file
-                raise RadiographReadError(name, f"not a readable DICOM file ({type(e).__name__}: {e})") from e
-            items.append(ds)
-            names.append(name)
-        return _Stack(items, names)
+                return pydicom.dcmread(name, **kwargs)
+            except InvalidDicomError:
+                if not (self.force and (_suffix(name) in DICOM_SUFFIXES or _suffix(name) == "")):
+                    raise
+                ds = pydicom.dcmread(name, force=True, **kwargs)
+                ds._r2mf_forced = True  # no preamble: may be no DICOM at all, said if no pixel data follows
+                return ds
+
+        return _open_each(data, open_one, "DICOM file")
 
     def get_data(self, img: Any) -> tuple[np.ndarray, dict]:
         """Decode, apply the LUTs, invert MONOCHROME1, convert colour to grey, transpose to (W, H).
@@ -489,17 +497,7 @@ class RasterRadiographReader(ImageReader):
         """
         from PIL import Image
 
-        items, names = [], []
-        for name in ensure_tuple(data):
-            name = str(name)
-            try:
-                items.append(Image.open(name, **kwargs))
-            except FileNotFoundError as e:
-                raise RadiographNotFoundError(name, "no such file") from e
-            except Exception as e:
-                raise RadiographReadError(name, f"not a readable image ({type(e).__name__}: {e})") from e
-            names.append(name)
-        return _Stack(items, names)
+        return _open_each(data, lambda name: Image.open(name, **kwargs), "image")
 
     def get_data(self, img: Any) -> tuple[np.ndarray, dict]:
         """Decode to a grey (W, H) array with the module's metadata.

@@ -47,6 +47,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # run from a checkout without installing the package
     sys.path.insert(0, str(REPO))
 
+from r2mf_monai.bundle_paths import find_bundle  # noqa: E402
 from r2mf_monai.outputs.atomic import write_json  # noqa: E402
 
 DEFAULT_NAME = "r2mf_spine"
@@ -110,9 +111,7 @@ def prepare_app(
     Raises:
         FileNotFoundError: when the bundle has no ``configs/inference.json`` or no weights can be found.
     """
-    bundle = Path(bundle).resolve()
-    if not (bundle / "configs" / "inference.json").is_file():
-        raise FileNotFoundError(f"--bundle: no configs/inference.json in '{bundle}'")
+    bundle = find_bundle(Path(bundle).resolve(), config="inference.json", option="--bundle")
     app_dir = Path(app_dir).resolve()
     app = app_dir / "monaibundle"
     if not (app / "main.py").is_file():

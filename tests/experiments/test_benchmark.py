@@ -23,6 +23,7 @@ from r2mf_monai.experiments.benchmark import (
     E2E_VARIANTS,
     SMOKE_MODELS,
     SMOKE_PATHS,
+    main,
     markdown_table,
     matmul_rate,
     precision_agreement,
@@ -36,7 +37,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.mark.slow
 def test_smoke_run_writes_both_tables(tmp_path: Path) -> None:
-    results = run_benchmark(output_dir=tmp_path, smoke=True)
+    results = main(["--smoke", "--output_dir", str(tmp_path)])  # the command line, as scripts/benchmark.py runs it
     table = (tmp_path / "benchmark.md").read_text()
     saved = json.loads((tmp_path / "benchmark.json").read_text())
     assert saved["rows"] == json.loads(json.dumps(results["rows"]))
