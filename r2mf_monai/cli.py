@@ -22,16 +22,21 @@ from typing import Any
 import fire
 
 
-def summary(image_size: int = 512, output: str | None = None) -> str:
-    """Parameters and GFLOPs at 1x1xNxN of the default R2MF-Net and of every ablation variant (paper Table 2/4).
+def summary(image_size: int = 512, output: str | None = None, bundle_dir: str | None = None) -> str:
+    """Parameters and GFLOPs at 1x1xNxN of the bundle's R2MF-Net and of every ablation variant (paper Table 2/4).
 
     Args:
         image_size: side of the square input. Defaults to ``512``.
         output: optional path of a Markdown file to write the table to.
+        bundle_dir: the bundle whose ``train.json`` defines the network; defaults to ``./bundle`` or the current
+            folder (whichever holds configs/).
     """
     from r2mf_monai.experiments.reproduction import complexity_table
 
-    return complexity_table(image_size=image_size, output=output)
+    try:
+        return complexity_table(image_size=image_size, output=output, bundle_root=bundle_dir)
+    except FileNotFoundError as e:  # no bundle here: one line, not a traceback
+        raise SystemExit(f"r2mf-monai summary: {e}; run it in the repository or give --bundle_dir") from None
 
 
 def synthesize(

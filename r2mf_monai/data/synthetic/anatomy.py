@@ -131,11 +131,9 @@ class _Transition:
 
 
 @dataclass
-class Patient:
-    """Everything about one synthetic patient that is common to the three views (mm and degrees)."""
+class _Dimensions:
+    """Sex, age, size and the dimensions of one patient's spine (mm; sagittal inclinations in degrees)."""
 
-    index: int
-    patient_id: str
     sex: str
     age: int
     size: float
@@ -145,8 +143,17 @@ class Patient:
     cervical_heights: np.ndarray
     cervical_widths: np.ndarray
     cervical_discs: np.ndarray
-    sacrum_height: float
     sagittal: np.ndarray  # endplate inclination in the sagittal plane per vertebra (degrees), for projection
+
+
+@dataclass
+class Patient(_Dimensions):
+    """Everything about one synthetic patient that is common to the three views (mm and degrees): sex, age, size
+    and spine dimensions (the fields of ``_Dimensions``), then these."""
+
+    index: int
+    patient_id: str
+    sacrum_height: float
     curve_type: str
     curves: list[DesignedCurve]
     transitions: list[_Transition]
@@ -230,22 +237,6 @@ def curve_region(apex: int) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 # sample_patient, section by section. The sections draw from the patient's generator in the order
 # sample_patient calls them, each keeping its own draws in their order: the same seed gives the same patient.
-
-
-@dataclass
-class _Dimensions:
-    """Sex, age, size and the dimensions of one patient's spine (mm; sagittal inclinations in degrees)."""
-
-    sex: str
-    age: int
-    size: float
-    heights: np.ndarray
-    widths: np.ndarray
-    discs: np.ndarray
-    cervical_heights: np.ndarray
-    cervical_widths: np.ndarray
-    cervical_discs: np.ndarray
-    sagittal: np.ndarray
 
 
 def _sample_dimensions(rng: np.random.Generator) -> _Dimensions:
@@ -450,19 +441,10 @@ def sample_patient(rng: np.random.Generator, index: int = 0) -> Patient:
     sacrum_height = float(75.0 * dim.size * rng.uniform(0.9, 1.1))
     body = _sample_body(rng, dim.size, dim.sex)
     return Patient(
+        **vars(dim),
         index=index,
         patient_id=f"P{index + 1:04d}",
-        sex=dim.sex,
-        age=dim.age,
-        size=dim.size,
-        heights=dim.heights,
-        widths=dim.widths,
-        discs=dim.discs,
-        cervical_heights=dim.cervical_heights,
-        cervical_widths=dim.cervical_widths,
-        cervical_discs=dim.cervical_discs,
         sacrum_height=sacrum_height,
-        sagittal=dim.sagittal,
         curve_type=curve_type,
         curves=curves,
         transitions=transitions,

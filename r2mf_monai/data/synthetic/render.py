@@ -156,51 +156,36 @@ def sample_layout(rng: np.random.Generator, g: ViewGeometry, size: tuple[int, in
     return Layout(rows, cols, float(spacing), np.array([ox, oy]), int(round(rows / f)), int(round(cols / f)))
 
 
+# Uniform ranges of the parameters of each quality level, in the order they are drawn (photons log-uniformly).
+# A low-quality film is under- or overexposed, which sets its photons, gamma and exposure shift (sample_quality).
+_QUALITY_RANGES: dict[str, dict[str, tuple[float, float]]] = {
+    "high": {"photons": (1e5, 4e5), "blur_mm": (0.15, 0.4), "scatter": (0.1, 0.3), "equalise": (0.45, 0.7),
+             "unsharp": (0.4, 0.9), "contrast": (0.95, 1.05), "gamma": (0.85, 1.15), "shift": (-0.03, 0.03)},
+    "medium": {"photons": (4e3, 2e4), "blur_mm": (0.6, 1.2), "scatter": (0.3, 0.6), "equalise": (0.3, 0.6),
+               "unsharp": (0.2, 0.6), "contrast": (0.7, 0.88), "gamma": (0.75, 1.3), "shift": (-0.08, 0.08)},
+    "low": {"photons": (300.0, 1500.0), "blur_mm": (0.9, 2.0), "scatter": (0.4, 0.8), "equalise": (0.15, 0.45),
+            "unsharp": (0.0, 0.3), "contrast": (0.55, 0.75)},
+}  # fmt: skip
+
+
 def sample_quality(rng: np.random.Generator, quality: str) -> QualityParameters:
     """Acquisition and processing parameters of a quality level (paper §4.8: high, medium, low).
 
     Raises:
         ValueError: unknown quality.
     """
-    u = rng.uniform  # the keyword arguments below are evaluated, and so drawn, in their written order
-    if quality == "high":
-        return QualityParameters(
-            level=quality,
-            photons=float(np.exp(u(np.log(1e5), np.log(4e5)))),
-            blur_mm=u(0.15, 0.4),
-            scatter=u(0.1, 0.3),
-            equalise=u(0.45, 0.7),
-            unsharp=u(0.4, 0.9),
-            contrast=u(0.95, 1.05),
-            gamma=u(0.85, 1.15),
-            shift=u(-0.03, 0.03),
-        )
-    if quality == "medium":
-        return QualityParameters(
-            level=quality,
-            photons=float(np.exp(u(np.log(4e3), np.log(2e4)))),
-            blur_mm=u(0.6, 1.2),
-            scatter=u(0.3, 0.6),
-            equalise=u(0.3, 0.6),
-            unsharp=u(0.2, 0.6),
-            contrast=u(0.7, 0.88),
-            gamma=u(0.75, 1.3),
-            shift=u(-0.08, 0.08),
-        )
+    if quality not in _QUALITY_RANGES:
+        raise ValueError(f"quality must be one of {QUALITIES}, got {quality!r}.")
+    u = rng.uniform
+    over = quality == "low" and rng.random() < 0.5  # an overexposed low-quality film
+    ranges = _QUALITY_RANGES[quality]
+    lo, hi = ranges["photons"]
+    photons = float(np.exp(u(np.log(lo), np.log(hi)))) * (3.0 if over else 1.0)
+    drawn = {name: u(*r) for name, r in ranges.items() if name != "photons"}
     if quality == "low":
-        over = rng.random() < 0.5
-        return QualityParameters(
-            level=quality,
-            photons=float(np.exp(u(np.log(300.0), np.log(1500.0)))) * (3.0 if over else 1.0),
-            blur_mm=u(0.9, 2.0),
-            scatter=u(0.4, 0.8),
-            equalise=u(0.15, 0.45),
-            unsharp=u(0.0, 0.3),
-            contrast=u(0.55, 0.75),
-            gamma=u(1.0, 1.5) if over else u(0.75, 1.1),
-            shift=-u(0.06, 0.16) if over else u(0.02, 0.1),
-        )
-    raise ValueError(f"quality must be one of {QUALITIES}, got {quality!r}.")
+        drawn["gamma"] = u(1.0, 1.5) if over else u(0.75, 1.1)
+        drawn["shift"] = -u(0.06, 0.16) if over else u(0.02, 0.1)
+    return QualityParameters(level=quality, photons=photons, **drawn)
 
 
 # ---------------------------------------------------------------------------------------------------------------
