@@ -185,31 +185,25 @@ def infer(
     """
     import os
 
-    from monai.bundle import ConfigWorkflow
-
-    from r2mf_monai.bundle_paths import default_bundle_root
+    from r2mf_monai.bundle_paths import find_bundle
+    from r2mf_monai.checkpoint import CheckpointMismatchError
+    from r2mf_monai.inference.workflow import inference_overrides, run_inference_workflow
     from r2mf_monai.utils import ensure_option
 
-    bundle_root = os.path.abspath(bundle_dir) if bundle_dir else default_bundle_root()
+    bundle_root = str(find_bundle(bundle_dir, config="inference.json", option="--bundle_dir"))
     config_file = os.path.join(bundle_root, "configs", "inference.json")
-    if not os.path.isfile(config_file):
-        raise FileNotFoundError(f"--bundle_dir: no configs/inference.json in '{bundle_root}'")
     if not os.path.exists(input_dir):
         raise FileNotFoundError(f"INPUT_DIR '{input_dir}' does not exist")
     fmt = [f.strip() for f in formats.split(",")] if isinstance(formats, str) else [str(f) for f in formats]
-    overrides: dict[str, Any] = {
-        "bundle_root": bundle_root,
-        "dataset_dir": os.path.abspath(input_dir),
-        "output_dir": os.path.abspath(output_dir),
-        "output_formats": fmt,
-        "save_overlay": bool(overlay),
-    }
-    if model is not None:
-        if not os.path.isfile(model):
-            raise FileNotFoundError(f"--model '{model}' does not exist")
-        overrides["ckpt_path"] = os.path.abspath(model)
-    if device is not None:
-        overrides["device"] = f"$torch.device('{device}')"
+    overrides = inference_overrides(
+        bundle_root,
+        model=model,
+        device=device,
+        dataset_dir=os.path.abspath(input_dir),
+        output_dir=os.path.abspath(output_dir),
+        output_formats=fmt,
+        save_overlay=bool(overlay),
+    )
     if precision is not None:
         from r2mf_monai.inference.fast_inference import PRECISIONS
 
@@ -219,27 +213,11 @@ def infer(
         from r2mf_monai.inference.onnx_backend import onnx_overrides
 
         overrides.update(onnx_overrides(config_file, bundle_root, onnx_path, ckpt_path=model))
-    workflow = ConfigWorkflow(
-        config_file=config_file,
-        meta_file=os.path.join(bundle_root, "configs", "metadata.json"),
-        logging_file=os.path.join(bundle_root, "configs", "logging.conf"),
-        workflow_type="infer",
-        **overrides,
-    )
     try:
-        workflow.initialize()
-        workflow.run()
-    except Exception as e:
-        # a checkpoint without its model.json, or one that does not fit its network: one line, not MONAI's traceback
-        from r2mf_monai.checkpoint import CheckpointMismatchError
-
-        cause: BaseException | None = e
-        while cause is not None and not isinstance(cause, (CheckpointMismatchError, FileNotFoundError)):
-            cause = cause.__cause__
-        if cause is None:
-            raise
-        raise SystemExit(f"r2mf-monai infer: {cause}") from None
-    workflow.finalize()
+        run_inference_workflow(bundle_root, overrides)
+    except (CheckpointMismatchError, FileNotFoundError) as e:
+        # a checkpoint without its model.json, or one that does not fit its network: one line, not a traceback
+        raise SystemExit(f"r2mf-monai infer: {e}") from None
     if measure:
         from r2mf_monai.measure.report import measure_path
 

@@ -303,53 +303,26 @@ def run_bundle_inference(
             beside it (and no ``network_def``).
         CheckpointMismatchError: weights that do not fit the network.
     """
-    from monai.bundle import ConfigWorkflow
-
     from r2mf_monai.bundle_paths import find_bundle
-    from r2mf_monai.checkpoint import CheckpointMismatchError
+    from r2mf_monai.inference.workflow import inference_overrides, run_inference_workflow
 
-    root = str(find_bundle(bundle_dir, config="inference.json", option="--bundle_dir"))
-    config = os.path.join(root, "configs", "inference.json")
+    root = find_bundle(bundle_dir, config="inference.json", option="--bundle_dir")
     out = Path(output_dir).absolute()
     out.mkdir(parents=True, exist_ok=True)
-    args: dict[str, Any] = {
-        "bundle_root": root,
+    keys: dict[str, Any] = {
         "dataset_dir": str(films[0].image.parent.absolute()) if films else str(out),
         "dataset#data": [{"image": str(f.image.absolute())} for f in films],
         "output_dir": str(out),
         "output_formats": ["png"],
         "save_overlay": False,
     }
-    if model is not None:
-        if not os.path.isfile(model):
-            raise FileNotFoundError(f"--model '{model}' does not exist")
-        args["ckpt_path"] = os.path.abspath(model)
     if image_size is not None:
-        args["image_size"] = int(image_size)
+        keys["image_size"] = int(image_size)
     if network_def is not None:
-        args["network_def"] = dict(network_def)
-    if device is not None:
-        args["device"] = f"$torch.device('{device}')"
+        keys["network_def"] = dict(network_def)
+    args = inference_overrides(root, model=model, device=device, **keys)
     args.update(dict(overrides or {}))
-    workflow = ConfigWorkflow(
-        config_file=config,
-        meta_file=os.path.join(root, "configs", "metadata.json"),
-        logging_file=os.path.join(root, "configs", "logging.conf"),
-        workflow_type="infer",
-        **args,
-    )
-    try:
-        workflow.initialize()
-        workflow.run()
-    except Exception as e:
-        # a checkpoint without its model.json, or one that does not fit its network: that error, not MONAI's chain
-        cause: BaseException | None = e
-        while cause is not None and not isinstance(cause, (CheckpointMismatchError, FileNotFoundError)):
-            cause = cause.__cause__
-        if cause is None:
-            raise
-        raise cause from None
-    workflow.finalize()
+    run_inference_workflow(root, args)
     return out
 
 

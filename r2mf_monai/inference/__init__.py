@@ -9,12 +9,13 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""What only inference needs: input discovery, the fast paths and the ONNX Runtime backend.
+"""What only inference needs: input discovery, the fast paths, the ONNX Runtime backend and the bundle's workflow.
 
 The bundle's ``inference.json`` reads its inputs with :mod:`r2mf_monai.inference.discover`, wraps its network with
 :func:`r2mf_monai.inference.fast_inference.prepare_for_inference` and, for ``r2mf-monai infer --backend onnxruntime``,
-runs it through :mod:`r2mf_monai.inference.onnx_backend`. Submodules are imported where they are used, so importing
-this package stays cheap.
+runs it through :mod:`r2mf_monai.inference.onnx_backend`. ``r2mf-monai infer`` and the public benchmark run that
+config from Python with :mod:`r2mf_monai.inference.workflow`. Submodules are imported where they are used, so
+importing this package stays cheap.
 """
 
 from __future__ import annotations
