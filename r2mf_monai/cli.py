@@ -119,6 +119,8 @@ def measure(
     orientation: str = "auto",
     min_cobb: float = 5.0,
     sacrum_mm: float = 75.0,
+    view: str = "coronal",
+    lowest_level: str = "auto",
 ) -> Any:
     """Scoliosis measurements (curves, Cobb angles, flexibility, Lenke type) from masks: a JSON report and a figure.
 
@@ -132,6 +134,10 @@ def measure(
             (from the bending views' trunk lean).
         min_cobb: smallest Cobb angle reported, degrees.
         sacrum_mm: height of the sacrum included in the masks, for the vertebral level estimate.
+        view: the view of a mask whose file name carries none: ``coronal`` (the default: a single film gets its
+            Lenke type), ``left_bending`` or ``right_bending``.
+        lowest_level: where the masks end: ``auto`` (an outline built from vertebra corners and cut square at the
+            bottom ends at L5, as landmarks2mask makes them), ``S`` (sacrum included) or ``L5``.
     """
     from r2mf_monai.measure.report import measure_path
 
@@ -143,6 +149,8 @@ def measure(
         orientation=orientation,
         min_cobb=min_cobb,
         sacrum_mm=sacrum_mm,
+        view=view,
+        lowest_level=lowest_level,
     )
 
 

@@ -17,16 +17,20 @@ or command-line code.
 
 - :mod:`.centreline`: smoothed, arc-length-parametrised centreline and its tangent angle.
 - :mod:`.levels`: vertebral levels estimated from the position along the column; Lenke regions.
-- :mod:`.cobb`: curves between tangent extremes, Cobb angles, apex, end levels, CSVL deviation (one view).
+- :mod:`.endplates`: vertebra corners and endplate tilts read from the notches of a corner-built outline (AASCE masks).
+- :mod:`.cobb`: curves between tangent (or vertebra-tilt) extremes, Cobb angles, apex, end levels, CSVL deviation.
 - :mod:`.lenke`: flexibility on side-bending views, structural curves, Lenke curve type and lumbar modifier.
-- :mod:`.report`: reading mask files, per-study JSON reports, :func:`.report.measure_path` for the command line.
+- :mod:`.readers`: reading mask files and radiographs with their pixel spacing.
+- :mod:`.study`: the study model (:class:`.study.StudyReport`) and :func:`.study.measure_study`.
+- :mod:`.report`: per-study JSON reports and figures, :func:`.report.measure_path` for the command line.
 - :mod:`.figure`: the study figure (views side by side with Cobb lines and the numbers).
 """
 
 from __future__ import annotations
 
 from r2mf_monai.measure.centreline import Centreline, extract_centreline
-from r2mf_monai.measure.cobb import Curve, ViewMeasurement, find_curves, measure_mask
+from r2mf_monai.measure.cobb import LOWEST_LEVELS, Curve, ViewMeasurement, find_curves, measure_mask
+from r2mf_monai.measure.endplates import VertebraFit, aasce_angles, fit_vertebrae
 from r2mf_monai.measure.lenke import (
     CurveAssessment,
     LenkeClassification,
@@ -35,19 +39,25 @@ from r2mf_monai.measure.lenke import (
     lumbar_modifier,
 )
 from r2mf_monai.measure.levels import LevelModel, region_of
-from r2mf_monai.measure.report import StudyReport, measure_path, measure_study, read_mask, write_report
+from r2mf_monai.measure.readers import read_mask
+from r2mf_monai.measure.report import measure_path, write_report
+from r2mf_monai.measure.study import StudyReport, measure_study
 
 __all__ = [
+    "LOWEST_LEVELS",
     "Centreline",
     "Curve",
     "CurveAssessment",
     "LenkeClassification",
     "LevelModel",
     "StudyReport",
+    "VertebraFit",
     "ViewMeasurement",
+    "aasce_angles",
     "classify_lenke",
     "extract_centreline",
     "find_curves",
+    "fit_vertebrae",
     "lenke_curve_type",
     "lumbar_modifier",
     "measure_mask",

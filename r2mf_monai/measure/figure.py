@@ -24,15 +24,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from r2mf_monai.measure.cobb import Curve, ViewMeasurement
 from r2mf_monai.measure.levels import REGION_ABBREVIATIONS
-
-if TYPE_CHECKING:
-    from r2mf_monai.measure.report import StudyReport
+from r2mf_monai.measure.study import StudyReport
 
 __all__ = ["REGION_COLOURS", "draw_study"]
 

@@ -94,9 +94,25 @@ def test_single_file_gives_a_one_view_report(study_dir, tmp_path):
     report = _load(result["P0007_coronal"]["report"])
     assert list(report["views"]) == ["coronal"]
     assert report["lenke"]["candidate_types"]  # coronal alone: candidates, no decided type
+
+
+@pytest.mark.parametrize("view", [None, "coronal", "left_bending", "right_bending"])
+def test_a_film_without_a_view_in_its_name(tmp_path, view):
+    # one film named without a view is a coronal film (Lenke reported) unless the caller names another view
     _save_png(tmp_path / "scan.png", s_curve_mask())
-    report = _load(measure_path(tmp_path / "scan.png", output=tmp_path)["scan"]["report"])
-    assert report["lenke"] is None and any("coronal view" in u for u in report["undetermined"])
+    kwargs = {} if view is None else {"view": view}
+    report = _load(measure_path(tmp_path / "scan.png", output=tmp_path, **kwargs)["scan"]["report"])
+    assert list(report["views"]) == [view or "coronal"]
+    if view in (None, "coronal"):
+        assert report["lenke"] is not None and report["lenke"]["label"]
+    else:
+        assert report["lenke"] is None and any("coronal view" in u for u in report["undetermined"])
+
+
+def test_unknown_view_is_refused(tmp_path):
+    _save_png(tmp_path / "scan.png", s_curve_mask())
+    with pytest.raises(ValueError, match="view"):
+        measure_path(tmp_path / "scan.png", output=tmp_path, view="lateral")
 
 
 def test_radiographs_under_the_masks(study_dir, tmp_path, masks):

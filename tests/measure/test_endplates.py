@@ -1,0 +1,144 @@
+# Copyright (c) r2mf-monai contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from r2mf_monai.constants import VERTEBRAE
+from r2mf_monai.data.landmarks import column_mask
+from r2mf_monai.measure.centreline import binarize_mask
+from r2mf_monai.measure.cobb import measure_mask
+from r2mf_monai.measure.endplates import aasce_angles, detect_lowest_level, fit_vertebrae, vertebra_tilts
+from tests.measure.shapes import arc_mask
+
+
+def corner_spine(axis_deg, wobble_deg, shape=(1900, 800), width=150.0, body=75.0, disc=22.0):
+    """(mask, corners (17, 4, 2) (row, col), tilts) of a T1-L5 column built from vertebra corners as landmarks2mask
+    builds AASCE masks: vertebra i sits on a path whose axis turns through ``axis_deg`` (17 values) and is tilted from
+    it by ``wobble_deg`` (the vertebra-by-vertebra wobble of real spines); vertebrae widen from 60 % of ``width`` at
+    T1 to ``width`` at L5, lower endplates 6 % wider than upper ones, as on AASCE films (notches at every corner)."""
+    axis = np.radians(np.asarray(axis_deg, float))
+    tilt = axis + np.radians(np.asarray(wobble_deg, float))
+    centres, p = [], np.array([90.0 + body / 2, shape[1] / 2])
+    for i in range(17):
+        if i:
+            a = 0.5 * (axis[i - 1] + axis[i])
+            p = p + (body + disc) * np.array([np.cos(a), np.sin(a)])
+        centres.append(p)
+    corners = []
+    for i, (c, t) in enumerate(zip(centres, tilt, strict=True)):
+        w = width * (0.6 + 0.4 * i / 16)
+        across = np.array([-np.sin(t), np.cos(t)]) * w / 2  # endplate direction (row, col), to the image right
+        down = np.array([np.cos(t), np.sin(t)]) * body / 2
+        corners.append([c - across - down, c + across - down, c - 1.06 * across + down, c + 1.06 * across + down])
+    corners = np.asarray(corners)
+    mask = column_mask(corners.reshape(-1, 2)[:, ::-1], shape) > 0
+    return mask, corners, np.degrees(tilt)
+
+
+def _s_axis(amplitude):
+    return amplitude * np.sin(np.linspace(0, 2 * np.pi, 17))
+
+
+CASES = [  # axis turning, wobble of the vertebrae about it (mean |wobble| 3.6-3.9 deg: the tangent's error)
+    (np.zeros(17), 6.0 * np.sin(np.arange(17) * 1.3)),
+    (np.linspace(-15, 15, 17), 6.0 * np.sin(np.arange(17) * 1.7)),
+    (_s_axis(20.0), 6.0 * np.cos(np.arange(17) * 2.3)),
+]
+
+
+@pytest.mark.parametrize("axis,wobble", CASES)
+def test_tilts_read_from_the_notches(axis, wobble):
+    mask, corners, tilts = corner_spine(axis, wobble)
+    np.testing.assert_allclose(vertebra_tilts(corners), tilts, atol=1e-6)  # the construction's convention
+    vm = measure_mask(mask)
+    assert vm.lowest_level == "L5" and vm.vertebrae is not None
+    assert vm.vertebrae.names == VERTEBRAE
+    # the centreline's tangent misses each vertebra's tilt by its wobble (3.6-3.9 deg on average)
+    assert np.abs(vm.vertebrae.tilt_deg - tilts).mean() < 2.0
+    assert np.abs(vm.vertebrae.corners - corners).mean() < 4.0
+    # the main curve is the largest tilt difference between end vertebrae, as a reader measures it on endplates
+    assert vm.major().cobb_deg == pytest.approx(np.ptp(tilts), abs=4.0)
+
+
+@pytest.mark.parametrize("lowest_level", ["S", "L5"])
+def test_lowest_level_option(lowest_level):
+    mask, _, _ = corner_spine(np.linspace(-15, 15, 17), 4.0 * np.sin(np.arange(17) * 1.7))
+    vm = measure_mask(mask, lowest_level=lowest_level)
+    assert vm.lowest_level == lowest_level
+    assert (vm.vertebrae is not None) == (lowest_level == "L5")
+    assert vm.levels.sacrum_mm == (0.0 if lowest_level == "L5" else 75.0)
+
+
+def test_curve_levels_are_the_vertebrae():
+    # one curve from T3 to L1 (vertebrae above and below on straight stretches), a little wobble
+    axis = np.concatenate([np.full(3, -15.0), np.linspace(-15, 20, 10), np.full(4, 20.0)])
+    mask, _, tilts = corner_spine(axis, 4.0 * np.sin(np.arange(17) * 1.7))
+    vm = measure_mask(mask, min_cobb=10.0)
+    assert len(vm.curves) == 1
+    c = vm.curves[0]
+    # the end vertebrae are (nearly) the most tilted ones: on the straight stretches the wobble decides which
+    upper, lower = VERTEBRAE.index(c.upper_level), VERTEBRAE.index(c.lower_level)
+    assert upper <= 4 and lower >= 11
+    assert tilts[lower] - tilts[upper] == pytest.approx(np.ptp(tilts), abs=4.0)
+    assert c.cobb_deg == pytest.approx(np.ptp(tilts), abs=4.0)
+    assert vm.regional_cobb()["MT"] == pytest.approx(c.cobb_deg)
+    assert vm.regional_cobb()["PT"] == 0.0 and vm.regional_cobb()["TL/L"] == 0.0
+
+
+@pytest.mark.parametrize("turn", [0.0, 30.0])
+def test_smooth_masks_keep_the_tangent(turn):
+    # a smooth band with round ends (a predicted mask): not read as a corner-built column ending at L5
+    m = arc_mask(turn)
+    vm = measure_mask(m)
+    assert vm.lowest_level == "S" and vm.vertebrae is None
+    fg = binarize_mask(m)
+    assert fit_vertebrae(fg, vm.centreline).notch_px < 0.75
+
+
+def test_square_bottom_detected():
+    mask, _, _ = corner_spine(np.zeros(17), np.zeros(17))
+    vm = measure_mask(mask, lowest_level="S")
+    assert detect_lowest_level(binarize_mask(mask), vm.centreline) == "L5"
+
+
+def _corners_for(tilts, rows, cols):
+    t = np.radians(tilts)
+    c = np.stack([rows, cols], 1)
+    across = np.stack([-np.sin(t), np.cos(t)], 1) * 50
+    down = np.stack([np.cos(t), np.sin(t)], 1) * 20
+    return np.stack([c - across - down, c + across - down, c - across + down, c + across + down], 1)
+
+
+C_TILTS = np.array([2.0, 5, 10, 15, 20, 10, 0, -10, -12, -8, -5, -2, 0, 0, 0, 0, 0])
+S_TILTS = np.array([0.0, 8, 10, 4, -5, -15, -20, -10, 0, 10, 20, 25, 15, 5, 0, -3, -1])
+
+
+@pytest.mark.parametrize(
+    "tilts,bulge,height,expected",
+    [
+        # C shape (centres on one side of the line joining the ends): the main curve between the most tilted
+        # vertebrae, then the angles from the top vertebra to its upper end and from its lower end to the bottom one
+        (C_TILTS, np.sin(np.linspace(0, np.pi, 17)), 1200, (32.0, 18.0, 12.0)),
+        # S shape, main curve in the upper half of the image: the largest angle above its upper end and below its
+        # lower end (main: -20 at index 6 to 25 at index 11; above: 10 at index 2; below: -3 at index 15)
+        (S_TILTS, np.sin(np.linspace(0, 2 * np.pi, 17)), 2400, (45.0, 30.0, 28.0)),
+        # the same spine in a shorter image: the main curve in the lower half, the third angle is the largest
+        # above the second curve's upper end (index 2: 10; above it 0 at index 0)
+        (S_TILTS, np.sin(np.linspace(0, 2 * np.pi, 17)), 1000, (45.0, 30.0, 10.0)),
+    ],
+)
+def test_aasce_angles(tilts, bulge, height, expected):
+    rows = 100.0 + 60.0 * np.arange(17)
+    got = aasce_angles(tilts, _corners_for(tilts, rows, 300.0 + 40.0 * bulge), image_height=height)
+    assert got == pytest.approx(expected, abs=1e-6)
