@@ -55,6 +55,7 @@ from tqdm import tqdm
 from r2mf_monai.data.landmarks import AASCE_VERTEBRAE, column_mask, read_csv_landmarks, read_mat_landmarks
 from r2mf_monai.measure import LevelModel, ViewMeasurement, measure_mask
 from r2mf_monai.outputs.atomic import atomic_write
+from r2mf_monai.outputs.save_segmentation import output_stem
 
 __all__ = [
     "ANGLE_NAMES",
@@ -75,7 +76,6 @@ logger = logging.getLogger(__name__)
 ANGLE_NAMES: tuple[str, str, str] = ("main", "second", "third")
 """The three angles of ``angles.csv`` in file order (the challenge's calculator prints them as PT, MT, TL/L)."""
 
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 _LAYOUT = (
     "expected the AASCE layout: data/<split>/*.jpg and labels/<split>/ with filenames.csv, angles.csv and one "
     "<image>.mat (p2) per film or landmarks.csv"
@@ -107,8 +107,7 @@ class Film:
     @property
     def stem(self) -> str:
         """The image name without its suffix (the stem of the bundle's output files)."""
-        p = Path(self.name)
-        return p.stem if p.suffix.lower() in _IMAGE_SUFFIXES else p.name
+        return output_stem(self.name)
 
 
 def _csv_rows(path: Path) -> list[list[str]]:

@@ -23,11 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from r2mf_monai.constants import DICOM_SUFFIXES, NIFTI_SUFFIXES, RADIOGRAPH_SUFFIXES
 from r2mf_monai.measure.centreline import parse_spacing
 
 __all__ = ["MASK_SUFFIXES", "read_image", "read_mask", "stem"]
 
-MASK_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".nii", ".nii.gz")
+MASK_SUFFIXES: tuple[str, ...] = RADIOGRAPH_SUFFIXES  # a mask may come in any format a radiograph does
 
 
 def stem(path: Path) -> str:
@@ -87,7 +88,8 @@ def read_mask(path: str | os.PathLike) -> tuple[np.ndarray, tuple[float, float] 
     """Read a mask file as an (H, W) array with its pixel spacing when the file carries one.
 
     Args:
-        path: PNG/JPEG/TIFF/BMP, DICOM (``.dcm``, also single-frame SEG) or NIfTI (``.nii``, ``.nii.gz``) file.
+        path: PNG/JPEG/TIFF/BMP/GIF, DICOM (``.dcm``, ``.dicom``, ``.dic``; also single-frame SEG) or NIfTI
+            (``.nii``, ``.nii.gz``) file: a suffix of :data:`MASK_SUFFIXES`.
 
     Returns:
         ``(mask, spacing, meta)``: the array (values > 0.5 are the column), ``(row, column)`` mm or ``None``, and
@@ -102,9 +104,9 @@ def read_mask(path: str | os.PathLike) -> tuple[np.ndarray, tuple[float, float] 
         raise FileNotFoundError(f"mask file not found: {p}")
     name = p.name.lower()
     try:
-        if name.endswith(".dcm"):
+        if name.endswith(DICOM_SUFFIXES):
             arr, spacing, meta = _read_dicom(p)
-        elif name.endswith((".nii", ".nii.gz")):
+        elif name.endswith(NIFTI_SUFFIXES):
             arr, spacing, meta = _read_nifti(p)
         else:
             from PIL import Image

@@ -35,7 +35,7 @@ from r2mf_monai.outputs.dicom_seg import read_dicom_header, write_dicom_seg
 from r2mf_monai.outputs.overlay import save_mask_png, save_overlay
 from r2mf_monai.transforms.readers import RADIOGRAPH_SUFFIXES
 
-__all__ = ["SaveSegmentationd", "SaveSegmentationD", "SaveSegmentationDict", "SUPPORTED_FORMATS"]
+__all__ = ["SaveSegmentationd", "SaveSegmentationD", "SaveSegmentationDict", "SUPPORTED_FORMATS", "output_stem"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,21 @@ SUPPORTED_FORMATS = ("png", "nii", "dcmseg")
 # input suffixes stripped from the output stem: the reader's, and other image formats a pipeline may have converted
 # from; anything else (e.g. the ".5" of a DICOM file named by its UID) is kept
 _IMAGE_SUFFIXES = {*RADIOGRAPH_SUFFIXES, ".ima", ".mha", ".mhd", ".nrrd", ".nhdr"}
+
+
+def output_stem(name: str | os.PathLike) -> str:
+    """The stem of a source file's outputs (``<stem>_mask.png``, ...): its name without an image suffix.
+
+    Args:
+        name: the source file's name or path (only its last component counts).
+
+    Returns:
+        the name less its suffix (``.nii.gz`` as one) when that is an image suffix (the reader's
+        :data:`~r2mf_monai.constants.RADIOGRAPH_SUFFIXES` and a few more, in any case), else the whole name.
+    """
+    name = Path(os.fspath(name)).name
+    suffix = full_suffix(name)
+    return name[: -len(suffix)] if suffix and suffix.lower() in _IMAGE_SUFFIXES else name
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -157,8 +172,7 @@ class SaveSegmentationd(MapTransform):
         """``output_dir[/relative folders][/stem]/stem``, without postfix or suffix."""
         if isinstance(source, (str, os.PathLike)) and os.fspath(source):
             path = Path(os.fspath(source))
-            suffix = full_suffix(path.name)
-            stem = path.name[: -len(suffix)] if suffix.lower() in _IMAGE_SUFFIXES else path.name
+            stem = output_stem(path.name)
             folder = self.output_dir
             if self.data_root_dir:
                 rel = os.path.relpath(os.path.abspath(path.parent), os.path.abspath(self.data_root_dir))

@@ -75,6 +75,7 @@ from monai.data import ImageReader, NibabelReader
 from monai.data.utils import affine_to_spacing
 from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
 
+from r2mf_monai.constants import DICOM_SUFFIXES, NIFTI_SUFFIXES, RADIOGRAPH_SUFFIXES, RASTER_SUFFIXES
 from r2mf_monai.utils import ensure_option
 
 __all__ = [
@@ -97,10 +98,6 @@ logger = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike
 
-RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif")
-DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-RADIOGRAPH_SUFFIXES = RASTER_SUFFIXES + DICOM_SUFFIXES + NIFTI_SUFFIXES
 
 # ITU-R BT.601 luma weights, the ones PIL's convert("L") uses; applied in float to keep full precision.
 _LUMA = np.array([0.299, 0.587, 0.114])

@@ -58,6 +58,10 @@ MONAILABEL_POSTPROCESSING = [
     {"_target_": "CastToTyped", "keys": "pred", "dtype": "uint8"},
     {"_target_": "SqueezeDimd", "keys": "pred", "dim": 0},
 ]
+# Narrower than what the bundle reads (r2mf_monai.constants.RADIOGRAPH_SUFFIXES), on purpose: these are the formats
+# this door is tested with end to end (tests/integration/test_monailabel.py: PNG, JPEG, single-frame DICOM). MONAI
+# Label lists them for its viewers and, unless asked for another result_extension, writes a label in its image's
+# format with ITK, which has no GIF writer. Any other suffix of the reader's list can be added with --extensions.
 DEFAULT_EXTENSIONS = "*.png,*.jpg,*.jpeg,*.dcm"
 
 

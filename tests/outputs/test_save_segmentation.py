@@ -36,7 +36,9 @@ from monai.transforms import (
 )
 from PIL import Image
 
+from r2mf_monai.constants import RADIOGRAPH_SUFFIXES
 from r2mf_monai.outputs import SaveSegmentationd
+from r2mf_monai.outputs.save_segmentation import output_stem
 from tests.outputs.utils import make_dx
 
 
@@ -174,6 +176,23 @@ def test_output_names(tmp_path, kwargs, source, expected):
     out = SaveSegmentationd(output_dir=tmp_path / "out", formats="png", overlay=False, **kwargs)({"pred": pred})
     assert out["pred_files"]["mask_png"] == str(tmp_path / expected)
     assert (tmp_path / expected).is_file()
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [("P1_coronal.JPG", "P1_coronal"), ("scan.nii.gz", "scan"), ("a.b.gif", "a.b"), ("x.dicom", "x"),
+     ("1.2.840.5", "1.2.840.5"), ("notes.txt", "notes.txt")],
+)  # fmt: skip
+def test_output_stem_is_the_writers(tmp_path, name, expected):
+    assert output_stem(f"/data/a/{name}") == expected
+    pred = MetaTensor(torch.zeros(1, 4, 6), meta={"filename_or_obj": f"/data/a/{name}"})
+    out = SaveSegmentationd(output_dir=tmp_path, formats="png", overlay=False)({"pred": pred})
+    assert out["pred_files"]["mask_png"] == str(tmp_path / f"{expected}_mask.png")
+
+
+@pytest.mark.parametrize("suffix", RADIOGRAPH_SUFFIXES)
+def test_output_stem_strips_every_suffix_the_reader_accepts(suffix):
+    assert output_stem(f"P1_coronal{suffix}") == output_stem(f"P1_coronal{suffix.upper()}") == "P1_coronal"
 
 
 def test_in_memory_inputs_get_an_index(tmp_path):
