@@ -17,7 +17,8 @@
 - :mod:`.flip_view`: ``RandFlipViewd``, the §4.2 horizontal flip that swaps left/right bending views;
 - :mod:`.closing`: ``BinaryClosing``/``BinaryClosingd``, the §3.9 3x3 closing;
 - :mod:`.framing`: ``RandSpineFramingd``, random clinical framing around the column (the field of view of real films);
-- :mod:`.clahe`: ``RandCLAHEd``, random CLAHE (the look of processed clinical films).
+- :mod:`.clahe`: ``RandCLAHEd``, random CLAHE (the look of processed clinical films);
+- :mod:`.shadow`: ``RandColumnShadowd``, random soft-tissue shadow over part of the column (mediastinum, heart).
 
 Everything else in the pipeline (min-max scaling, aspect-preserving resize and zero padding, the affine and
 intensity augmentations, sigmoid, threshold, largest component, ``Invertd``) is MONAI's own.
@@ -39,8 +40,12 @@ from r2mf_monai.transforms.readers import (
     RasterRadiographReader,
     pixel_spacing_from_meta,
 )
+from r2mf_monai.transforms.shadow import RandColumnShadowD, RandColumnShadowd, RandColumnShadowDict
 
 __all__ = [
+    "RandColumnShadowd",
+    "RandColumnShadowD",
+    "RandColumnShadowDict",
     "RandCLAHEd",
     "RandCLAHED",
     "RandCLAHEDict",
