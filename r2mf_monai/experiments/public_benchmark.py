@@ -218,9 +218,11 @@ def read_aasce_dataset(
 def aasce_angles(view: ViewMeasurement, image_height: int | None = None) -> tuple[float, float, float]:
     """A measured view's angles in the three slots of the AASCE table (see the module docstring).
 
-    The main angle is the view's largest curve (:meth:`ViewMeasurement.major`). The other two follow the challenge's
-    calculator on the centreline's tangent angles in place of the vertebrae's tilts: on a C-shaped column (the
-    centreline on one side of the line joining its ends) the angle from the top of the column to the main curve's
+    When the view's vertebrae were read from the outline (:attr:`ViewMeasurement.vertebrae`, masks built from
+    vertebra corners) this is the challenge's calculator on their tilts (:meth:`.VertebraFit.aasce_angles`).
+    Otherwise the main angle is the view's largest curve (:meth:`ViewMeasurement.major`). The other two follow the
+    challenge's calculator on the centreline's tangent angles in place of the vertebrae's tilts: on a C-shaped column
+    (the centreline on one side of the line joining its ends) the angle from the top of the column to the main curve's
     upper end and from its lower end to the bottom; on an S-shaped one the largest angle above the upper end and below
     the lower end, or, when the main curve's ends lie in the lower half of the image, the largest angle above the
     upper end and the largest above that. The bottom is the S1 endplate of the view's level model (L5 for masks that
@@ -233,6 +235,9 @@ def aasce_angles(view: ViewMeasurement, image_height: int | None = None) -> tupl
     Returns:
         ``(main, second, third)`` in degrees; zeros when the view has no curve.
     """
+    height = image_height if image_height is not None else (view.shape[0] if view.shape else None)
+    if view.vertebrae is not None and height is not None:  # endplates read from the outline: the calculator itself
+        return view.vertebrae.aasce_angles(int(height))
     main = view.major()
     c = view.centreline
     if main is None or c is None or main.upper_index is None or main.lower_index is None:
@@ -255,7 +260,6 @@ def aasce_angles(view: ViewMeasurement, image_height: int | None = None) -> tupl
     if not s_shaped:
         second, third = abs(float(t[u] - t[0])), abs(float(t[-1] - t[low]))
     else:
-        height = image_height if image_height is not None else (view.shape[0] if view.shape else None)
         second, j = largest_above(u)
         if height is None or pts[u, 0] + pts[low, 0] < height:
             third = float(np.max(np.abs(t[low:] - t[low])))

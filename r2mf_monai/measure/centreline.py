@@ -60,6 +60,9 @@ class Centreline:
         length: length of the whole column, tip to tip, in ``unit``.
         spacing: ``(row, column)`` pixel spacing in mm, or ``None``.
         unit: ``"mm"`` when ``spacing`` is known, otherwise ``"px"``.
+        wobble: root-mean-square distance of the mid-points of the sections normal to the line from the line, over
+            the median width: how much the outline wobbles about the smoothed line (below 0.01 on the synthetic
+            generator's columns, 0.02-0.1 on masks a network predicted on real films).
     """
 
     points: np.ndarray
@@ -69,6 +72,7 @@ class Centreline:
     length: float
     spacing: tuple[float, float] | None
     unit: str
+    wobble: float = 0.0
 
     @property
     def fraction(self) -> np.ndarray:
@@ -399,7 +403,8 @@ def extract_centreline(
     final = _smooth(pts, win)
     d = _tangent(pts, win, h)
     tangent = np.degrees(np.unwrap(np.arctan2(d[:, 1], d[:, 0])))
-    _, widths = _normal_sections(soft, final, _unit(d), spacing_arr, half=half, step=h / 2)
+    mids, widths = _normal_sections(soft, final, _unit(d), spacing_arr, half=half, step=h / 2)
+    wobble = float(np.sqrt(np.mean(np.sum((mids - final) ** 2, axis=1)))) / max(float(np.median(widths)), 1e-9)
     widths = ndimage.median_filter(widths, size=across | 1, mode="nearest")
     seg = np.linalg.norm(np.diff(final, axis=0), axis=1)
     arc = top + np.concatenate([[0.0], np.cumsum(seg)])
@@ -412,4 +417,5 @@ def extract_centreline(
         length=total,
         spacing=sp,
         unit=unit,
+        wobble=wobble,
     )

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from r2mf_monai.measure.centreline import Centreline, binarize_mask, extract_centreline, parse_spacing
-from r2mf_monai.measure.endplates import NOTCH_PX, VertebraFit, detect_lowest_level, fit_vertebrae
+from r2mf_monai.measure.endplates import FIT_PX, NOTCH_PX, VertebraFit, detect_lowest_level, fit_vertebrae
 from r2mf_monai.measure.levels import REGION_ABBREVIATIONS, REGIONS, LevelModel, region_of
 
 __all__ = [
@@ -59,6 +59,24 @@ AASCE annotation) or ``"auto"`` (:func:`.endplates.detect_lowest_level`)."""
 _WORK_WIDTH_PX = 48.0
 """Column width (pixels) above which the centreline is extracted on a mask shrunk by a whole factor (speed: a
 2500-row film took 3.6 s; the curves are hundreds of pixels long, the centreline's smoothing far wider than a pixel)."""
+
+WOBBLE_REF = 0.01
+"""Outline wobble (:attr:`.centreline.Centreline.wobble`) from which the tangent's smoothing grows with it: the window
+is ``smoothing * wobble / WOBBLE_REF`` of the column length, up to :data:`MAX_SMOOTHING`. The synthetic generator's
+columns wobble by 0.003-0.007 (smoothing unchanged); masks predicted on real films by 0.01-0.3, vertebra by vertebra,
+which splits one curve into many and reads 60-90 degrees on straight spines at 10 % smoothing."""
+
+MAX_SMOOTHING = 0.3
+"""Largest smoothing window (fraction of the column length, about three vertebrae either side) for wobbly masks."""
+
+MIN_LENGTH_WIDTHS = 4.0
+"""Shortest column measured, in column widths: a spinal column from T1 to the sacrum is about ten of its widths long
+(9.6-10 on the AASCE films' columns); a mask a few widths long is a fragment (part of the lumbar spine, a blob in the
+pelvis) whose curves and levels would be made up."""
+
+MAX_TURN_DEG = 150.0
+"""Largest spread of the centreline's tangent angle accepted: more means the line turns back on itself (a hooked or
+looping mask); the largest Cobb angles reported in scoliosis are about 150 degrees."""
 
 SRS_SCOLIOSIS_DEG = 10.0
 """The Scoliosis Research Society's threshold: a coronal Cobb angle of 10 degrees or more is scoliosis."""
@@ -490,6 +508,28 @@ def _centreline(fg: np.ndarray, spacing: tuple[float, float] | None, smoothing: 
     )
 
 
+def _check_column(centreline: Centreline, source: str = "mask") -> None:
+    """Refuse a mask whose centreline cannot carry Cobb angles, with the reason (see :data:`MIN_LENGTH_WIDTHS`,
+    :data:`MAX_TURN_DEG`).
+
+    Raises:
+        ValueError: for a fragment or a looping centreline.
+    """
+    width = float(np.median(centreline.width))
+    if width > 0 and centreline.length < MIN_LENGTH_WIDTHS * width:
+        raise ValueError(
+            f"{source} is {centreline.length / width:.1f} column widths long (a spine from T1 to the sacrum is about "
+            f"10, at least {MIN_LENGTH_WIDTHS:g} are needed): a fragment of a column, not measured."
+        )
+    t = centreline.tangent_deg
+    spread = float(np.max(t) - np.min(t))
+    if spread > MAX_TURN_DEG:
+        raise ValueError(
+            f"{source}'s centreline turns by {spread:.0f} degrees (more than {MAX_TURN_DEG:g}): it hooks or loops "
+            "back on itself, so no Cobb angle is read from it."
+        )
+
+
 def measure_mask(
     mask: np.ndarray,
     spacing: float | tuple[float, float] | None = None,
@@ -537,20 +577,32 @@ def measure_mask(
     levels = LevelModel() if levels is None else levels
     end = lowest_level
     vertebrae = None
+    vm_note = None
     if end != "S" and (end == "L5" or detect_lowest_level(fg, centreline) == "L5"):
         try:
             vertebrae = fit_vertebrae(fg, centreline, names=LevelModel(top=levels.top, sacrum_mm=0.0).vertebrae)
         except ValueError:  # an outline too short for its vertebrae: the centreline's tangent still measures it
             vertebrae = None
-        if vertebrae is not None and vertebrae.notch_px < NOTCH_PX:
-            vertebrae = None  # a smooth outline (a predicted mask) has no notches to read endplates from
+        if vertebrae is not None and (vertebrae.notch_px < NOTCH_PX or vertebrae.fit_px > FIT_PX):
+            # a smooth outline (a predicted mask) has no notches to read endplates from, and an upsampled one's
+            # staircase is rough but no polygon of corners
+            vertebrae = None
         if end == "auto":  # only an outline built from vertebra corners is taken to end at L5 unasked
             end = "L5" if vertebrae is not None else "S"
+    if vertebrae is None and centreline.wobble > WOBBLE_REF and smoothing < MAX_SMOOTHING:
+        # a wobbly outline (a predicted mask): smooth in proportion, so vertebra-scale wobble makes no curves
+        wide = min(MAX_SMOOTHING, smoothing * centreline.wobble / WOBBLE_REF)
+        if wide > smoothing:
+            centreline = _centreline(fg, sp, wide)
+            vm_note = f"wobbly outline ({centreline.wobble:.3f} of its width): centreline smoothed over {wide:.0%}"
+    _check_column(centreline, source="mask" if view is None else f"the {view} mask")
     if end == "L5" and levels.sacrum_mm > 0:
         levels = LevelModel(top=levels.top, sacrum_mm=0.0)
     vm = measure_centreline(
         centreline, view=view, min_cobb=min_cobb, levels=levels, shape=tuple(arr.shape[:2]), vertebrae=vertebrae
     )
+    if vm_note is not None:
+        vm.notes.append(vm_note)
     if lowest_level == "auto" and end == "L5":
         vm.notes.append("the mask is cut square at its bottom: taken to end at L5 (lowest_level='S' to override)")
     return vm

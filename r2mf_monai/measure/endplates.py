@@ -48,6 +48,7 @@ from r2mf_monai.measure.centreline import Centreline
 from r2mf_monai.measure.levels import BODY_HEIGHT_MM, DISC_HEIGHT_MM, VERTEBRAE
 
 __all__ = [
+    "FIT_PX",
     "NOTCH_PX",
     "VertebraFit",
     "aasce_angles",
@@ -60,6 +61,11 @@ __all__ = [
 NOTCH_PX = 0.75
 """Outline roughness (:attr:`VertebraFit.notch_px`) from which the outline is read as built from vertebra corners:
 1.07-2.4 px on the AASCE training columns, 0.27-0.51 px on the synthetic generator's and 0.22 px on smooth bands."""
+
+FIT_PX = 0.6
+"""Largest root-mean-square distance (pixels) of the outline from the fitted polyline (:attr:`VertebraFit.fit_px`)
+for an outline read as built from vertebra corners: 0.29-0.49 px on the AASCE training columns (a rasterised polygon),
+0.7-9 px on masks predicted at 128-256 px and upsampled to the film, whose staircase is as rough as the notches."""
 
 
 @dataclass
@@ -76,12 +82,14 @@ class VertebraFit:
         tilt_deg: (n,) tilt of each vertebra (the line joining the middles of its left and right sides) from the image
             horizontal, in the sign of :attr:`.centreline.Centreline.tangent_deg` (positive when the column axis
             perpendicular to it runs towards the image's right going down).
+        fit_px: root-mean-square distance (pixels) of the outline from the fitted polyline; see :data:`FIT_PX`.
     """
 
     names: tuple[str, ...]
     corners: np.ndarray
     tilt_deg: np.ndarray
     notch_px: float = 0.0
+    fit_px: float = 0.0
 
     @property
     def centres(self) -> np.ndarray:
@@ -301,6 +309,12 @@ def fit_vertebrae(
         il = _fit_chain(left, lengths, cl, weight, partner_u=right.u[ir[1:]], sigma=sigma)
         ir = _fit_chain(right, lengths, cr, weight, partner_u=left.u[il[1:]], sigma=sigma)
     vl, vr = left.q[il[1:-1]], right.q[ir[1:-1]]
+    # how far the outline lies from the fitted polyline (sum of the chosen segments' chord costs)
+    sq, npts = 0.0, 0
+    for idx, (cost, _) in ((il, cl), (ir, cr)):
+        w = np.diff(idx)
+        sq += float(np.sum(cost[idx[1:], np.minimum(w, cost.shape[1] - 1)]))
+        npts += int(idx[-1] - idx[0] + 1)
     corners = np.stack([vl[0::2], vr[0::2], vl[1::2], vr[1::2]], axis=1)
     sigma_pts = 0.2 * width / step
     rough = []
@@ -313,6 +327,7 @@ def fit_vertebrae(
         corners=corners,
         tilt_deg=vertebra_tilts(corners, centreline.spacing),
         notch_px=float(np.sqrt(np.mean(rough))),
+        fit_px=float(np.sqrt(sq / max(npts, 1))),
     )
 
 
