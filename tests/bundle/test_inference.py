@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.bundle.conftest import TINY, bundle_cmd, run
+from tests.bundle.conftest import REPO, TINY, bundle_cmd, run
 
 pytestmark = pytest.mark.slow
 
@@ -135,8 +135,12 @@ def test_empty_input_folder_is_one_clear_error(trained_bundle: Path, tmp_path: P
         )
 
 
-def test_one_study_to_dicom_seg_and_measurements(trained_bundle: Path, tiny_dataset: Path, tmp_path: Path) -> None:
-    """DICOM in, DICOM SEG out, identical to the PNG mask; then the three-view measurement report."""
+def test_one_study_to_dicom_seg_and_measurements(tiny_dataset: Path, tmp_path: Path) -> None:
+    """DICOM in, DICOM SEG out, identical to the PNG mask; then the three-view measurement report.
+
+    With the shipped weights: the measurement refuses a fragment of a column, which is what a network trained for one
+    epoch (``trained_bundle``) predicts.
+    """
     import highdicom as hd
     import pydicom
 
@@ -157,7 +161,7 @@ def test_one_study_to_dicom_seg_and_measurements(trained_bundle: Path, tiny_data
             str(study),
             str(out),
             "--bundle_dir",
-            str(trained_bundle),
+            str(REPO / "bundle"),
             "--formats",
             "png,dcmseg",
             "--measure",
