@@ -508,7 +508,7 @@ def _centreline(fg: np.ndarray, spacing: tuple[float, float] | None, smoothing: 
     )
 
 
-def _check_column(centreline: Centreline, source: str = "mask") -> None:
+def _check_column(centreline: Centreline, source: str = "the mask") -> None:
     """Refuse a mask whose centreline cannot carry Cobb angles, with the reason (see :data:`MIN_LENGTH_WIDTHS`,
     :data:`MAX_TURN_DEG`).
 
@@ -595,7 +595,7 @@ def measure_mask(
         if wide > smoothing:
             centreline = _centreline(fg, sp, wide)
             vm_note = f"wobbly outline ({centreline.wobble:.3f} of its width): centreline smoothed over {wide:.0%}"
-    _check_column(centreline, source="mask" if view is None else f"the {view} mask")
+    _check_column(centreline, source="the mask" if view is None else f"the {view} mask")
     if end == "L5" and levels.sacrum_mm > 0:
         levels = LevelModel(top=levels.top, sacrum_mm=0.0)
     vm = measure_centreline(

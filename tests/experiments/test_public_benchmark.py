@@ -33,7 +33,9 @@ from r2mf_monai.experiments.public_benchmark import (
     smape,
 )
 from r2mf_monai.measure import LevelModel, measure_mask
+from r2mf_monai.measure.endplates import aasce_angles as vertebra_aasce_angles
 from tests.measure.shapes import arc_mask, s_curve_mask
+from tests.measure.test_endplates import corner_spine
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -171,6 +173,24 @@ def test_aasce_angles_slots(mask, expected):
     """The challenge calculator's three slots, read from a measured centreline."""
     view = measure_mask(mask, levels=LevelModel(sacrum_mm=0.0))
     np.testing.assert_allclose(aasce_angles(view), expected, atol=2.5)
+
+
+@pytest.mark.parametrize(
+    "axis,wobble",
+    [
+        (np.linspace(-15, 15, 17), 4.0 * np.sin(np.arange(17) * 1.7)),  # C-shaped
+        (20.0 * np.sin(np.linspace(0, 2 * np.pi, 17)), 4.0 * np.cos(np.arange(17) * 2.3)),  # S-shaped
+    ],
+)
+def test_aasce_angles_from_the_vertebrae(axis, wobble):
+    """A column built from corners: the three slots are the calculator's, on the tilts read from the notches."""
+    mask, corners, tilts = corner_spine(axis, wobble)
+    view = measure_mask(mask, levels=LevelModel(sacrum_mm=0.0))
+    assert view.vertebrae is not None
+    got = aasce_angles(view, mask.shape[0])
+    assert got == pytest.approx(view.vertebrae.aasce_angles(mask.shape[0]))
+    # the main slot against the calculator on the true corners (the other two hinge on which vertebrae end it)
+    assert got[0] == pytest.approx(vertebra_aasce_angles(tilts, corners, mask.shape[0])[0], abs=5.0)
 
 
 @pytest.mark.parametrize(

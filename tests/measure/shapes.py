@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-__all__ = ["arc_mask", "band", "path", "s_curve_mask", "straight_mask"]
+__all__ = ["arc_mask", "band", "path", "s_curve_mask", "straight_mask", "wobbly_mask"]
 
 
 def band(curve_pts: np.ndarray, half_width: float, shape: tuple[int, int]) -> np.ndarray:
@@ -67,3 +67,17 @@ def s_curve_mask(tangents=(-20.0, 20.0, -40.0), length=450, shape=(560, 400), ha
     f = (1 - np.cos(np.pi * (u - k))) / 2
     th = np.asarray(tangents, float)[k] * (1 - f) + np.asarray(tangents, float)[k + 1] * f
     return _draw(th, length, shape, half_width)
+
+
+def wobbly_mask(turn_deg, amplitude, period, length=400, shape=(512, 360), half_width=12.0, seed=0) -> np.ndarray:
+    """An arc turning by ``turn_deg`` whose mid-line wobbles sideways by up to about ``2 amplitude`` pixels (three
+    sines of periods around ``period`` pixels, random phases): a column as a network predicts it on a real film."""
+    n = int(length * 8)
+    pts = path(np.linspace(-turn_deg / 2, turn_deg / 2, n), length, (shape[0] / 2, shape[1] / 2))
+    s = np.linspace(0.0, length, n)
+    rng = np.random.default_rng(seed)
+    off = sum(
+        amplitude * rng.uniform(0.5, 1.0) * np.sin(2 * np.pi * s / (period * f) + rng.uniform(0, 2 * np.pi))
+        for f in (0.7, 1.0, 1.4)
+    )
+    return band(pts + np.stack([np.zeros(n), off], 1), half_width, shape)

@@ -18,7 +18,13 @@ from r2mf_monai.constants import VERTEBRAE
 from r2mf_monai.data.landmarks import column_mask
 from r2mf_monai.measure.centreline import binarize_mask
 from r2mf_monai.measure.cobb import measure_mask
-from r2mf_monai.measure.endplates import aasce_angles, detect_lowest_level, fit_vertebrae, vertebra_tilts
+from r2mf_monai.measure.endplates import (
+    FIT_PX,
+    aasce_angles,
+    detect_lowest_level,
+    fit_vertebrae,
+    vertebra_tilts,
+)
 from tests.measure.shapes import arc_mask
 
 
@@ -104,6 +110,21 @@ def test_smooth_masks_keep_the_tangent(turn):
     assert vm.lowest_level == "S" and vm.vertebrae is None
     fg = binarize_mask(m)
     assert fit_vertebrae(fg, vm.centreline).notch_px < 0.75
+
+
+@pytest.mark.parametrize("factor", [6, 10])
+def test_upsampled_staircase_is_no_corner_polygon(factor):
+    """A mask predicted at low resolution and upsampled to the film (nearest) is as rough as a corner-built outline
+    and cut square, but no polygon: the fitted corners leave it far off, so it keeps the tangent."""
+    mask, _, _ = corner_spine(np.linspace(-15, 15, 17), 4.0 * np.sin(np.arange(17) * 1.7))
+    vm = measure_mask(mask)
+    assert vm.vertebrae is not None and vm.vertebrae.fit_px < FIT_PX
+    small = mask[factor // 2 :: factor, factor // 2 :: factor]
+    up = np.kron(small, np.ones((factor, factor), bool))[: mask.shape[0], : mask.shape[1]]
+    vm_up = measure_mask(up)
+    assert vm_up.vertebrae is None and vm_up.lowest_level == "S"
+    fg = binarize_mask(up)
+    assert fit_vertebrae(fg, vm_up.centreline).fit_px > FIT_PX
 
 
 def test_square_bottom_detected():
