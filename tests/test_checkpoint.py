@@ -127,7 +127,7 @@ def test_a_network_without_recorded_arguments_is_described_by_class_and_asks_for
 def test_the_shipped_weights_know_their_network() -> None:
     ckpt = REPO / "bundle" / "models" / "model.pt"
     config = read_model_config(ckpt)
-    assert config["image_size"] == 128 and config["network_def"]["channels"] == [16, 32, 64, 128]
+    assert config["image_size"] == 256 and config["network_def"]["channels"] == [16, 32, 64, 128]
     net = network_from_checkpoint(ckpt)
     net.load_state_dict(torch.load(ckpt, weights_only=True))  # strict: every tensor fits
 

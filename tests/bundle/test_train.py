@@ -113,7 +113,7 @@ def test_training_keeps_shipped_weights_unless_overwrite(overwrite: bool, tiny_d
         assert not new and (root / "models" / "model.pt").read_bytes() != shipped
         assert config["image_size"] == int(TINY["image_size"])
         return
-    assert (root / "models" / "model.pt").read_bytes() == shipped and config["image_size"] == 128
+    assert (root / "models" / "model.pt").read_bytes() == shipped and config["image_size"] == 256
     assert len(new) == 1 and new[0].with_suffix(".json").is_file()
     # the log names the model and the exact command that infers with it: run that command
     command = re.search(r"infer with it: r2mf-monai (infer INPUT_DIR OUTPUT_DIR .*)", out).group(1).split()
