@@ -139,19 +139,28 @@ def measure(
         lowest_level: where the masks end: ``auto`` (an outline built from vertebra corners and cut square at the
             bottom ends at L5, as landmarks2mask makes them), ``S`` (sacrum included) or ``L5``.
     """
+    import logging
+
     from r2mf_monai.measure.report import measure_path
 
-    return measure_path(
-        masks,
-        output=output,
-        spacing=spacing,
-        images=images,
-        orientation=orientation,
-        min_cobb=min_cobb,
-        sacrum_mm=sacrum_mm,
-        view=view,
-        lowest_level=lowest_level,
-    )
+    # where the reports went, and which mask was not measured and why (a no-op when logging is already set up)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        return measure_path(
+            masks,
+            output=output,
+            spacing=spacing,
+            images=images,
+            orientation=orientation,
+            min_cobb=min_cobb,
+            sacrum_mm=sacrum_mm,
+            view=view,
+            lowest_level=lowest_level,
+        )
+    except (FileNotFoundError, ValueError) as e:
+        # a wrong input (no such folder, no mask, an unreadable file): one line naming it, not a traceback; a mask
+        # that merely cannot be measured is reported as not measured and does not get here
+        raise SystemExit(f"r2mf-monai measure: {e}") from None
 
 
 def infer(
@@ -185,7 +194,8 @@ def infer(
         onnx_path: the ONNX model for ``onnxruntime``; defaults to ``BUNDLE/models/model.onnx``, exported from
             ``model.pt`` when missing.
         measure: also measure the masks (curves, Cobb angles, flexibility, Lenke type; ``r2mf-monai measure``),
-            with one report per patient whose views are named ``<patient>_<view>``, in ``OUTPUT_DIR/measurements``.
+            with one report per patient whose views are named ``<patient>_<view>``, in ``OUTPUT_DIR/measurements``;
+            a mask that cannot be measured (a fragment, a looping or empty column) is reported as not measured.
         precision: ``auto`` (bfloat16 where the device runs it natively and its masks agree with float32's, else
             float32), ``fp32`` (force float32) or ``bf16``; defaults to inference.json's ``precision`` (``auto``).
         model: the weights (``ckpt_path``); defaults to ``BUNDLE/models/model.pt``. The network and image size come
@@ -229,11 +239,14 @@ def infer(
     if measure:
         from r2mf_monai.measure.report import measure_path
 
-        measure_path(
-            output_dir,
-            output=os.path.join(output_dir, "measurements"),
-            images=input_dir if os.path.isdir(input_dir) else None,
-        )
+        try:  # a view whose mask cannot be measured is reported as such; the masks above are written either way
+            measure_path(
+                output_dir,
+                output=os.path.join(output_dir, "measurements"),
+                images=input_dir if os.path.isdir(input_dir) else None,
+            )
+        except (FileNotFoundError, ValueError) as e:
+            raise SystemExit(f"r2mf-monai infer --measure: {e}") from None
     return os.path.abspath(output_dir)
 
 

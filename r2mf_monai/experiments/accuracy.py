@@ -114,6 +114,9 @@ def evaluate(
             masks[view], _, _ = read_mask(path)
             spacing[view] = v.get("pixel_spacing")
         report = measure_study(masks, spacing=spacing, patient_id=pid, min_cobb=min_cobb, levels=levels)
+        if report.not_measured:  # every view is compared with its truth: a view not measured ends the study
+            view, why = next(iter(report.not_measured.items()))
+            raise ValueError(f"{pid} {view} not measured: {why}")
         row = {"patient_id": pid}
         for view in VIEWS:
             major = report.views[view].major()

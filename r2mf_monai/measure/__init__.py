@@ -28,7 +28,7 @@ or command-line code.
 
 from __future__ import annotations
 
-from r2mf_monai.measure.centreline import Centreline, extract_centreline
+from r2mf_monai.measure.centreline import Centreline, MaskNotMeasurableError, extract_centreline
 from r2mf_monai.measure.cobb import LOWEST_LEVELS, Curve, ViewMeasurement, find_curves, measure_mask
 from r2mf_monai.measure.endplates import VertebraFit, aasce_angles, fit_vertebrae
 from r2mf_monai.measure.lenke import (
@@ -50,6 +50,7 @@ __all__ = [
     "CurveAssessment",
     "LenkeClassification",
     "LevelModel",
+    "MaskNotMeasurableError",
     "StudyReport",
     "VertebraFit",
     "ViewMeasurement",

@@ -42,7 +42,16 @@ import numpy as np
 from scipy import ndimage
 from scipy.signal import savgol_filter
 
-__all__ = ["Centreline", "binarize_mask", "extract_centreline", "parse_spacing"]
+__all__ = ["Centreline", "MaskNotMeasurableError", "binarize_mask", "extract_centreline", "parse_spacing"]
+
+
+class MaskNotMeasurableError(ValueError):
+    """A well-formed mask that carries no measurable spinal column (empty, a few pixels, a fragment, a loop).
+
+    Raised with the reason in words; callers that measure many views (:func:`.study.measure_study`) report such a
+    view as not measured and go on with the others, whereas a malformed mask (not 2-D, not numeric) or a bad argument
+    stays a plain :class:`ValueError`.
+    """
 
 
 @dataclass
@@ -114,7 +123,8 @@ def binarize_mask(mask: np.ndarray, min_component: float = 0.01) -> np.ndarray:
             Defaults to ``0.01``.
 
     Raises:
-        ValueError: when ``mask`` is not 2-D or has no foreground.
+        ValueError: when ``mask`` is not 2-D or not numeric; :class:`MaskNotMeasurableError` when it has no
+            foreground.
     """
     arr = np.asarray(mask)
     if arr.ndim != 2:
@@ -128,7 +138,7 @@ def binarize_mask(mask: np.ndarray, min_component: float = 0.01) -> np.ndarray:
     else:
         raise ValueError(f"mask must be numeric or boolean, got dtype {arr.dtype}.")
     if not fg.any():
-        raise ValueError(f"mask of shape {arr.shape} is empty: no pixel above 0.5, nothing to measure.")
+        raise MaskNotMeasurableError(f"mask of shape {arr.shape} is empty: no pixel above 0.5, nothing to measure.")
     fg = ndimage.binary_fill_holes(fg)
     labels, n = ndimage.label(fg, structure=np.ones((3, 3), dtype=bool))
     if n > 1:
@@ -366,11 +376,13 @@ def extract_centreline(
 
     coords = np.argwhere(fg).astype(float) * spacing_arr[None, :]
     if len(coords) < 16:
-        raise ValueError(f"mask has only {len(coords)} foreground pixels: too small to measure a spinal column.")
+        raise MaskNotMeasurableError(
+            f"mask has only {len(coords)} foreground pixels: too small to measure a spinal column."
+        )
     e1, e2 = _principal_axis(coords)
     raw, width0 = _slice_midpoints(coords, e1, e2, h)
     if len(raw) < 8:
-        raise ValueError(f"the column in the mask is only {len(raw)} pixels long: too short to measure.")
+        raise MaskNotMeasurableError(f"the column in the mask is only {len(raw)} pixels long: too short to measure.")
 
     # smooth the slice mid-points; measure the column's width on sections normal to them; trim half a width from each
     # end (the rounded or oblique end caps, where sections no longer cross the full column and their mid-points would

@@ -37,7 +37,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from r2mf_monai.measure.centreline import Centreline, binarize_mask, extract_centreline, parse_spacing
+from r2mf_monai.measure.centreline import (
+    Centreline,
+    MaskNotMeasurableError,
+    binarize_mask,
+    extract_centreline,
+    parse_spacing,
+)
 from r2mf_monai.measure.endplates import FIT_PX, NOTCH_PX, VertebraFit, detect_lowest_level, fit_vertebrae
 from r2mf_monai.measure.levels import REGION_ABBREVIATIONS, REGIONS, LevelModel, region_of
 
@@ -513,18 +519,18 @@ def _check_column(centreline: Centreline, source: str = "the mask") -> None:
     :data:`MAX_TURN_DEG`).
 
     Raises:
-        ValueError: for a fragment or a looping centreline.
+        MaskNotMeasurableError: for a fragment or a looping centreline.
     """
     width = float(np.median(centreline.width))
     if width > 0 and centreline.length < MIN_LENGTH_WIDTHS * width:
-        raise ValueError(
+        raise MaskNotMeasurableError(
             f"{source} is {centreline.length / width:.1f} column widths long (a spine from T1 to the sacrum is about "
             f"10, at least {MIN_LENGTH_WIDTHS:g} are needed): a fragment of a column, not measured."
         )
     t = centreline.tangent_deg
     spread = float(np.max(t) - np.min(t))
     if spread > MAX_TURN_DEG:
-        raise ValueError(
+        raise MaskNotMeasurableError(
             f"{source}'s centreline turns by {spread:.0f} degrees (more than {MAX_TURN_DEG:g}): it hooks or loops "
             "back on itself, so no Cobb angle is read from it."
         )
@@ -563,8 +569,10 @@ def measure_mask(
         the :class:`ViewMeasurement`.
 
     Raises:
-        ValueError: for a mask that is not 2-D or is empty, or a bad ``spacing``, ``min_cobb``, ``smoothing`` or
-            ``lowest_level``.
+        MaskNotMeasurableError: (a :class:`ValueError`) for a mask that carries no measurable column, with the reason:
+            empty, a fragment shorter than :data:`MIN_LENGTH_WIDTHS` widths, a centreline turning by more than
+            :data:`MAX_TURN_DEG`.
+        ValueError: for a mask that is not 2-D, or a bad ``spacing``, ``min_cobb``, ``smoothing`` or ``lowest_level``.
     """
     if lowest_level not in LOWEST_LEVELS:
         raise ValueError(f"lowest_level must be one of {LOWEST_LEVELS}, got {lowest_level!r}.")

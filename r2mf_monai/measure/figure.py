@@ -17,12 +17,14 @@ Cobb lines along the end-vertebra endplates (perpendicular to the centreline at 
 concave side where Cobb lines meet), the end levels, and the Cobb angle beside the apex. Colours follow the Lenke
 region (Okabe-Ito palette, readable with colour-vision deficiency): proximal thoracic sky blue, main thoracic
 orange, thoracolumbar/lumbar reddish purple. Below the panels: the Lenke type and a table of the curves with their
-bending Cobb angle, flexibility and structural status, and what is approximate or undetermined.
+bending Cobb angle, flexibility and structural status, and what is approximate or undetermined. A view whose mask
+could not be measured shows its mask marked "not measured", and the reason among the notes.
 """
 
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Mapping
 
 import numpy as np
@@ -48,6 +50,8 @@ def _crop(mask: np.ndarray) -> tuple[float, float, float, float]:
     """(x0, x1, y0, y1) in pixels: the column's bounding box with room for labels, at least 0.42 of its height wide
     where the image is that wide."""
     rows, cols = np.nonzero(mask)
+    if rows.size == 0:  # an empty mask (a view not measured): the whole image
+        return -0.5, mask.shape[1] - 0.5, -0.5, mask.shape[0] - 0.5
     r0, r1, c0, c1 = rows.min(), rows.max(), cols.min(), cols.max()
     h = r1 - r0 + 1
     y0, y1 = r0 - 0.06 * h, r1 + 0.04 * h
@@ -142,7 +146,10 @@ def _draw_curves(ax, vm: ViewMeasurement, fontsize: float) -> None:
         )
 
 
-def _panel(ax, name: str, vm: ViewMeasurement, mask: np.ndarray, image: np.ndarray | None, fontsize: float) -> None:
+def _panel(
+    ax, name: str, vm: ViewMeasurement | None, mask: np.ndarray, image: np.ndarray | None, fontsize: float
+) -> None:
+    """One view; ``vm=None`` for a view that was not measured (its mask is drawn under a "not measured" title)."""
     from skimage import measure as skmeasure
 
     x0, x1, y0, y1 = _crop(mask)
@@ -153,8 +160,8 @@ def _panel(ax, name: str, vm: ViewMeasurement, mask: np.ndarray, image: np.ndarr
         ax.imshow(mask.astype(np.float32) * 0.3, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     for contour in skmeasure.find_contours(mask.astype(np.float32), 0.5):
         ax.plot(contour[:, 1], contour[:, 0], color=_OUTLINE, lw=0.9, alpha=0.9)
-    cl = vm.centreline
-    if vm.csvl_col is not None:
+    cl = None if vm is None else vm.centreline
+    if vm is not None and vm.csvl_col is not None:
         ax.plot([vm.csvl_col, vm.csvl_col], [y0, y1], color="white", lw=1.0, ls=(0, (6, 4)), path_effects=_stroke(2.2))
         ax.text(
             vm.csvl_col,
@@ -176,7 +183,21 @@ def _panel(ax, name: str, vm: ViewMeasurement, mask: np.ndarray, image: np.ndarr
     for spine in ax.spines.values():
         spine.set_visible(False)
     title = _VIEW_TITLES.get(name, name)
-    if name != "coronal" and vm.lean_deg is not None:
+    if vm is None:
+        title += "  (not measured)"
+        ax.text(
+            0.5,
+            0.5,
+            "not measured",
+            transform=ax.transAxes,
+            color="#ff5252",
+            fontsize=fontsize * 1.3,
+            fontweight="bold",
+            ha="center",
+            va="center",
+            path_effects=_stroke(3.5),
+        )
+    elif name != "coronal" and vm.lean_deg is not None:
         title += f"  (trunk lean {round(vm.lean_deg) + 0:+d}°)"
     ax.set_title(title, fontsize=fontsize * 1.1, fontweight="bold", color="black", pad=6)
 
@@ -184,7 +205,6 @@ def _panel(ax, name: str, vm: ViewMeasurement, mask: np.ndarray, image: np.ndarr
 def _table(report: StudyReport) -> list[str]:
     """Monospace lines: one row per coronal curve (or per curve of the only view)."""
     lenke = report.lenke
-    unit = next(iter(report.views.values())).unit
     header = f"{'curve':<5} {'Cobb':>5}  {'levels (apex)':<17} {'convex':<14} {'bending':>8} {'flex':>6}  structural"
     # bending: the residual Cobb angle on the side-bending view towards the convexity (L or R)
     rows = [header]
@@ -209,12 +229,12 @@ def _table(report: StudyReport) -> list[str]:
                 side = f"patient {c.patient_side}" if c.patient_side else c.convex.replace("image_", "image ")
                 rows.append(f"{c.name:<5} {c.cobb_deg:>4.0f}°  {levels:<17} {side:<14} {'-':>8} {'-':>6}  ({name})")
     if len(rows) == 1:
-        rows.append("no curve of at least the minimum Cobb angle")
+        rows.append("no curve of at least the minimum Cobb angle" if report.views else "no view measured")
     dev = []
-    coronal = report.views.get("coronal") or next(iter(report.views.values()))
-    for c in coronal.curves:
+    coronal = report.views.get("coronal") or next(iter(report.views.values()), None)
+    for c in [] if coronal is None else coronal.curves:
         if c.apex_deviation is not None:
-            dev.append(f"{c.name} {c.apex_deviation:+.0f} {unit}")
+            dev.append(f"{c.name} {c.apex_deviation:+.0f} {coronal.unit}")
     if dev:
         rows.append("apex to CSVL (+ = image right): " + ", ".join(dev))
     return rows
@@ -237,12 +257,14 @@ def draw_study(
     from matplotlib.figure import Figure  # no pyplot: no backend or global state is touched (Agg renders the PNG)
 
     images = images or {}
-    names = list(report.views)
+    names = [n for n in report.masks if n in report.views or n in report.not_measured]
     crops = [_crop(report.masks[n]) for n in names]
     widths = [(c[1] - c[0]) / (c[3] - c[2]) * _PANEL_HEIGHT_IN for c in crops]
     table = _table(report)
     lenke = report.lenke
     notes: list[str] = []
+    for n, why in report.not_measured.items():  # one wrapped note per view: the reason can be long
+        notes += textwrap.wrap(f"{_VIEW_TITLES.get(n, n)} not measured: {why}", 150, subsequent_indent="    ")
     if lenke is not None:
         notes.append(lenke.orientation["note"])
     notes.append("Levels estimated from the column's length (about ±1 level); Cobb angles from the centreline tangent.")
@@ -257,9 +279,11 @@ def draw_study(
     x = (fig_w - sum(widths) - 0.3 * (len(names) - 1)) / 2
     for name, w in zip(names, widths, strict=True):
         ax = fig.add_axes([x / fig_w, (text_h + 0.05) / fig_h, w / fig_w, _PANEL_HEIGHT_IN / fig_h])
-        _panel(ax, name, report.views[name], report.masks[name], images.get(name), fontsize)
+        _panel(ax, name, report.views.get(name), report.masks[name], images.get(name), fontsize)
         x += w + 0.3
-    if lenke is None:
+    if lenke is None and "coronal" in report.not_measured:
+        head, sub = "Lenke: undetermined (the coronal view was not measured)", ""
+    elif lenke is None:
         head, sub = "Lenke: needs the coronal view", ""
     else:
         from r2mf_monai.measure.lenke import LENKE_TYPES

@@ -20,7 +20,8 @@ bundle (paper §3.9 post-processing), or drawn by hand. Files are read by :mod:`
 ``right_bending``: one report per patient. A file whose name carries no view is one film: a coronal one unless
 ``view`` says otherwise, so that it gets its Lenke classification.
 Outputs are written atomically (temporary name, then ``os.replace``) as ``<name>_measurements.json`` and
-``<name>_measurements.png``.
+``<name>_measurements.png``. A mask that carries no measurable column (empty, a fragment, a looping centreline) is
+reported as not measured with the reason (one warning naming the file); the other views and patients are measured.
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ def _summary(report: StudyReport) -> str:
     for name, vm in report.views.items():
         curves = ", ".join(f"{c.name} {c.cobb_deg:.0f}" for c in vm.curves) or "no curve"
         parts.append(f"{name}: {curves}")
+    parts += [f"{name}: not measured" for name in report.not_measured]
     if report.lenke is not None:
         parts.append(f"Lenke {report.lenke.label}")
     return "; ".join(parts)
@@ -153,9 +155,13 @@ def measure_path(
     Returns:
         patient -> ``{"report": ..., "figure": ..., "summary": ...}``.
 
+    A mask that carries no measurable column (empty, a fragment, a looping centreline) does not stop the run: its
+    view is reported as not measured with the reason (in the JSON report and the figure, and as one warning naming
+    the file), and the patient's other views and the other patients are measured as usual.
+
     Raises:
         FileNotFoundError: when ``masks`` (or ``images``) does not exist or a folder holds no mask file.
-        ValueError: when a mask cannot be read or measured (the file is named).
+        ValueError: when a mask cannot be read or is malformed (the file is named).
     """
     if view not in VIEWS:
         raise ValueError(f"view must be one of {VIEWS}, got {view!r}.")
@@ -229,6 +235,8 @@ def measure_path(
             sources=sources,
             lowest_level=lowest_level,
         )
+        for name, why in report.not_measured.items():
+            logger.warning("%s not measured: %s", sources[name], why)
         paths = write_report(report, out, images=shown, figure=figure)
         paths["summary"] = _summary(report)
         logger.info("%s: %s", patient, paths["summary"])

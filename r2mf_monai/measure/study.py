@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from r2mf_monai import __version__
+from r2mf_monai.measure.centreline import MaskNotMeasurableError
 from r2mf_monai.measure.cobb import ViewMeasurement, measure_mask
 from r2mf_monai.measure.lenke import STRUCTURAL_RESIDUAL_DEG, LenkeClassification, classify_lenke
 from r2mf_monai.measure.levels import LevelModel
@@ -52,13 +53,15 @@ class StudyReport:
 
     Attributes:
         patient_id: the patient (or file) name.
-        views: view name (or file stem for unnamed views) -> :class:`.cobb.ViewMeasurement`.
-        lenke: the :class:`.lenke.LenkeClassification`, or ``None`` without a coronal view.
-        masks: view -> the (H, W) boolean mask (for the figure; not written to JSON).
+        views: view name (or file stem for unnamed views) -> :class:`.cobb.ViewMeasurement`, for the measured views.
+        lenke: the :class:`.lenke.LenkeClassification`, or ``None`` without a measured coronal view.
+        masks: view -> the (H, W) boolean mask, measured or not (for the figure; not written to JSON).
         sources: view -> the file it came from.
         parameters: the parameters used.
         undetermined: what could not be determined.
         approximations: the approximations the numbers rest on.
+        not_measured: view -> why its mask could not be measured (:class:`.centreline.MaskNotMeasurableError`: empty,
+            a fragment, a looping centreline); such a view is in ``masks`` and ``sources`` but not in ``views``.
     """
 
     patient_id: str
@@ -69,17 +72,20 @@ class StudyReport:
     parameters: dict[str, Any] = field(default_factory=dict)
     undetermined: list[str] = field(default_factory=list)
     approximations: list[str] = field(default_factory=list)
+    not_measured: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """The JSON report."""
         units = sorted({v.unit for v in self.views.values()})
+        lengths = (units[0] if len(units) == 1 else "per view (see views)") if units else None
         return {
             "format": _FORMAT,
             "software": {"name": "r2mf-monai", "version": __version__},
             "patient_id": self.patient_id,
-            "units": {"angles": "deg", "lengths": units[0] if len(units) == 1 else "per view (see views)"},
+            "units": {"angles": "deg", "lengths": lengths},
             "sources": dict(self.sources),
             "views": {k: v.to_dict() for k, v in self.views.items()},
+            "not_measured": {k: {"measured": False, "reason": r} for k, r in self.not_measured.items()},
             "flexibility": [] if self.lenke is None else [c.to_dict() for c in self.lenke.curves],
             "lenke": None if self.lenke is None else {k: v for k, v in self.lenke.to_dict().items() if k != "curves"},
             "undetermined": list(self.undetermined),
@@ -116,17 +122,24 @@ def measure_study(
         lowest_level: where the masks end: ``"auto"``, ``"S"`` (sacrum included) or ``"L5"`` (see
             :func:`.cobb.measure_mask`). Defaults to ``"auto"``.
 
+    A view whose mask carries no measurable column (:class:`.centreline.MaskNotMeasurableError`: empty, a fragment,
+    a looping centreline) is reported in :attr:`StudyReport.not_measured` with the reason, and what needs it
+    (flexibility, Lenke type) is left undetermined with that reason; the other views are measured as usual.
+
     Returns:
         the :class:`StudyReport`.
 
     Raises:
-        ValueError: for no masks, or a mask that cannot be measured (the view is named in the message).
+        ValueError: for no masks, a bad argument, or a malformed mask (not 2-D, not numeric; the view is named).
     """
     if not masks:
         raise ValueError("measure_study needs at least one mask.")
+    if not min_cobb > 0:  # checked here: an unmeasurable mask must not hide a bad argument
+        raise ValueError(f"min_cobb must be > 0 degrees, got {min_cobb}.")
     levels = LevelModel() if levels is None else levels
     views: dict[str, ViewMeasurement] = {}
     bool_masks: dict[str, np.ndarray] = {}
+    not_measured: dict[str, str] = {}
     for name, mask in masks.items():
         sp = spacing.get(name) if isinstance(spacing, Mapping) else spacing
         src = (sources or {}).get(name, name)
@@ -140,11 +153,14 @@ def measure_study(
                 levels=levels,
                 lowest_level=lowest_level,
             )
+        except MaskNotMeasurableError as err:
+            not_measured[name] = str(err)
         except ValueError as err:
             raise ValueError(f"{patient_id} {name} ({src}): {err}") from err
-        views[name] = vm
+        else:
+            views[name] = vm
         bool_masks[name] = np.asarray(mask) > 0.5
-    undetermined: list[str] = []
+    undetermined = [f"{name} view not measured: {why}" for name, why in not_measured.items()]
     approximations = [
         "centreline: mid-line of the mask smoothed over "
         f"{smoothing:.0%} of the column length; Cobb angles from its tangent, not from individual endplates, except "
@@ -160,8 +176,16 @@ def measure_study(
         lenke = classify_lenke(
             views["coronal"], views.get("left_bending"), views.get("right_bending"), orientation=orientation
         )
+        for a in lenke.curves:  # a curve left undecided for want of a bending view that was there but not measured
+            if a.structural is None and a.bending_view in not_measured:
+                bending = a.bending_view.replace("_", "-")
+                a.reason = f"the {bending} view was not measured: {not_measured[a.bending_view]}"
         undetermined += lenke.undetermined
         approximations += [a for a in lenke.approximations if a not in approximations and "levels" not in a]
+    elif "coronal" in not_measured:
+        undetermined.append(
+            f"flexibility and Lenke classification: the coronal view was not measured: {not_measured['coronal']}"
+        )
     else:
         undetermined.append("flexibility and Lenke classification: need the coronal view (and the bending views)")
     return StudyReport(
@@ -180,4 +204,5 @@ def measure_study(
         },
         undetermined=undetermined,
         approximations=approximations,
+        not_measured=not_measured,
     )

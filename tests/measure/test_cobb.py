@@ -17,6 +17,7 @@ import pytest
 from scipy import ndimage
 
 from r2mf_monai.constants import VERTEBRAE
+from r2mf_monai.measure.centreline import MaskNotMeasurableError
 from r2mf_monai.measure.cobb import measure_mask, tangent_extremes
 from r2mf_monai.measure.levels import REGIONS, LevelModel
 from tests.measure.shapes import arc_mask, band, path, s_curve_mask, straight_mask, wobbly_mask
@@ -182,10 +183,12 @@ def test_bad_input(mask, kwargs):
         (straight_mask(length=60), "column widths long"),  # a fragment (part of the lumbar spine, a blob)
         (arc_mask(170.0, length=420, shape=(512, 512)), "loops back"),  # hooks round: no Cobb angle over 150
         (arc_mask(220.0, length=420, shape=(512, 512)), "loops back"),
+        (np.zeros((64, 64)), "empty"),
     ],
 )
 def test_unmeasurable_masks_are_refused_with_the_reason(mask, reason):
-    with pytest.raises(ValueError, match=reason):
+    # its own ValueError subclass: a study reports such a view as not measured, unlike a malformed mask
+    with pytest.raises(MaskNotMeasurableError, match=reason):
         measure_mask(mask, view="coronal")
 
 

@@ -19,7 +19,7 @@ from PIL import Image
 from r2mf_monai.measure.figure import REGION_COLOURS, draw_study
 from r2mf_monai.measure.levels import LevelModel
 from r2mf_monai.measure.report import measure_study
-from tests.measure.shapes import s_curve_mask
+from tests.measure.shapes import s_curve_mask, straight_mask
 
 VIEWS = {"coronal": (-20.0, 20.0, -40.0), "left_bending": (25.0, 30.0, -10.0), "right_bending": (-35.0, -10.0, -20.0)}
 
@@ -58,3 +58,18 @@ def test_one_view_figure(tmp_path):
     draw_study(r, tmp_path / "one.png")
     w, h = Image.open(tmp_path / "one.png").size
     assert h > w / 2 and w >= 9.5 * 150 - 1  # at least 9.5 inches wide for the text at 150 dpi
+
+
+@pytest.mark.parametrize(
+    "masks",
+    [
+        {"coronal": s_curve_mask(VIEWS["coronal"]), "left_bending": straight_mask(length=60)},  # a fragment
+        {"coronal": np.zeros((300, 200), bool)},  # nothing measured at all
+    ],
+)
+def test_a_view_not_measured_is_marked(tmp_path, masks):
+    r = measure_study(masks, patient_id="P2", levels=LevelModel(sacrum_mm=0.0))
+    assert r.not_measured
+    draw_study(r, tmp_path / "fig.png")
+    assert _colour_pixels(tmp_path / "fig.png", "#ff5252") > 200  # "not measured" written over its panel
+    assert (_colour_pixels(tmp_path / "fig.png", "#F0E442") > 300) == ("coronal" in r.views)  # the measured centreline

@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from r2mf_monai.constants import VIEWS
 from r2mf_monai.measure.report import measure_path, measure_study, read_image, read_mask
-from tests.measure.shapes import s_curve_mask
+from tests.measure.shapes import arc_mask, s_curve_mask, straight_mask
 
 # one patient on PA display (image right = patient right): the coronal view has a 40 degree curve convex to the
 # image left over a 60 degree one convex to the image right; the left-bending view leans left and straightens the
@@ -166,10 +167,43 @@ def test_nifti_mask_is_read_as_monai_writes_it(tmp_path, masks):
 
 
 def test_measure_study_names_the_bad_view(masks):
+    # a malformed mask (not 2-D) or a bad argument is an error; a mask that cannot be measured is not (below)
     with pytest.raises(ValueError, match="right_bending"):
-        measure_study({"coronal": masks["coronal"], "right_bending": np.zeros((30, 30))}, patient_id="P9")
+        measure_study({"coronal": masks["coronal"], "right_bending": np.zeros((30, 30, 3))}, patient_id="P9")
+    with pytest.raises(ValueError, match="min_cobb"):
+        measure_study({"coronal": np.zeros((30, 30))}, min_cobb=0.0)
     with pytest.raises(ValueError):
         measure_study({})
+
+
+# masks that are well formed but carry no measurable column, and the words of their reason
+UNMEASURABLE = [
+    (straight_mask(length=60), "column widths long"),  # a fragment: part of the lumbar spine, a blob
+    (arc_mask(220.0, length=420, shape=(512, 512)), "loops back"),  # a looping centreline
+    (np.zeros((200, 120), bool), "empty"),
+]
+
+
+@pytest.mark.parametrize("mask,reason", UNMEASURABLE)
+@pytest.mark.parametrize("bad_view", ["left_bending", "coronal"])
+def test_measure_study_reports_a_view_it_cannot_measure(masks, mask, reason, bad_view):
+    study = {**masks, bad_view: mask}
+    report = measure_study(study, patient_id="P3", sources={v: f"P3_{v}.png" for v in study})
+    assert set(report.views) == set(VIEWS) - {bad_view}  # the other views are measured as usual
+    assert reason in report.not_measured[bad_view] and set(report.not_measured) == {bad_view}
+    d = json.loads(json.dumps(report.to_dict(), allow_nan=False))
+    assert d["not_measured"][bad_view]["measured"] is False and reason in d["not_measured"][bad_view]["reason"]
+    assert bad_view not in d["views"] and d["sources"][bad_view] == f"P3_{bad_view}.png"
+    assert any(bad_view in u and reason in u for u in d["undetermined"])
+    if bad_view == "coronal":  # no Lenke type without the coronal view, and the reason says why
+        assert d["lenke"] is None and d["flexibility"] == []
+        assert any("Lenke" in u and reason in u for u in d["undetermined"])
+    else:  # the curve that needed the left-bending view is undecided, with the reason; the other one is decided
+        flex = {f["name"]: f for f in d["flexibility"]}
+        assert flex["MT"]["bending_view"] == "left_bending" and flex["MT"]["structural"] is None
+        assert "not measured" in flex["MT"]["structural_reason"] and reason in flex["MT"]["structural_reason"]
+        assert flex["TL/L"]["bending_cobb_deg"] == pytest.approx(10, abs=2)
+        assert d["lenke"]["curve_type"] is None and d["lenke"]["candidate_types"]
 
 
 def test_bad_paths_and_files(tmp_path):
@@ -181,11 +215,58 @@ def test_bad_paths_and_files(tmp_path):
     (tmp_path / "broken_coronal.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match="broken_coronal.png"):
         measure_path(tmp_path / "broken_coronal.png")
-    _save_png(tmp_path / "blank_coronal.png", np.zeros((40, 40), bool))
-    with pytest.raises(ValueError, match="blank_coronal.png"):
-        measure_path(tmp_path / "blank_coronal.png")
+    _save_png(tmp_path / "blank_coronal.png", np.zeros((40, 40), bool))  # readable, nothing to measure: a report
+    report = _load(measure_path(tmp_path / "blank_coronal.png")["blank_coronal"]["report"])
+    assert report["views"] == {} and "empty" in report["not_measured"]["coronal"]["reason"]
     with pytest.raises(FileNotFoundError, match="missing.png"):
         read_mask(tmp_path / "missing.png")
+
+
+def test_one_unmeasurable_mask_in_a_folder(study_dir, tmp_path, caplog):
+    """A fragment among good masks: its view is reported as not measured (one warning naming the file), the rest of
+    that patient and the other patients are measured as usual."""
+    _save_png(study_dir / "P0007_left_bending.png", straight_mask(length=60))  # a fragment replaces a good view
+    _save_png(study_dir / "P0008_coronal.png", s_curve_mask())
+    out = tmp_path / "out"
+    with caplog.at_level(logging.INFO, logger="r2mf_monai.measure.report"):
+        result = measure_path(study_dir, output=out, sacrum_mm=0.0)  # the test columns have no sacrum
+    assert sorted(result) == ["P0007", "P0008"] and "left_bending: not measured" in result["P0007"]["summary"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and str(study_dir / "P0007_left_bending.png") in warnings[0]
+    assert "column widths long" in warnings[0]
+    p7 = _load(out / "P0007_measurements.json")
+    assert set(p7["views"]) == {"coronal", "right_bending"} and list(p7["not_measured"]) == ["left_bending"]
+    assert [c["cobb_deg"] for c in p7["views"]["coronal"]["curves"]] == pytest.approx([40, 60], abs=2)
+    assert any("left_bending view not measured" in u for u in p7["undetermined"])
+    assert list(_load(out / "P0008_measurements.json")["views"]) == ["coronal"]
+    assert (out / "P0007_measurements.png").stat().st_size > 10_000 and (out / "P0008_measurements.png").is_file()
+    assert not list(out.glob(".*.tmp")) and not list(out.glob("*.tmp"))
+
+
+def test_cli_measure_reports_and_exits_0_with_an_unmeasurable_mask(study_dir, tmp_path):
+    """The command as users run it: exit 0, one WARNING line naming the file; a wrong input is one line, exit 1."""
+    import subprocess
+    import sys
+
+    _save_png(study_dir / "P0007_right_bending.png", arc_mask(220.0, length=420, shape=(512, 512)))
+    out = tmp_path / "cli_out"
+    cmd = [sys.executable, "-m", "r2mf_monai.cli", "measure", str(study_dir), "--output", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    log = proc.stdout + proc.stderr
+    lines = [ln for ln in log.splitlines() if "WARNING" in ln]
+    assert len(lines) == 1 and "P0007_right_bending.png" in lines[0] and "loops back" in lines[0], log[-2000:]
+    report = _load(out / "P0007_measurements.json")
+    assert "loops back" in report["not_measured"]["right_bending"]["reason"]
+    assert (out / "P0007_measurements.png").is_file() and "Traceback" not in log
+    proc = subprocess.run(
+        [sys.executable, "-m", "r2mf_monai.cli", "measure", str(tmp_path / "nowhere")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"r2mf-monai measure: masks not found: {tmp_path / 'nowhere'}"]
 
 
 def test_cli_measure(study_dir, tmp_path):
