@@ -22,9 +22,9 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, RandomizableTransform
+from monai.utils import convert_to_dst_type, convert_to_numpy
 from skimage import exposure
 
 __all__ = ["RandCLAHEd", "RandCLAHED", "RandCLAHEDict"]
@@ -75,15 +75,10 @@ class RandCLAHEd(RandomizableTransform, MapTransform):
         tiles = self.R.randint(self.tiles[0], self.tiles[1] + 1)
         for key in self.key_iterator(d):
             img = d[key]
-            arr = np.asarray(img.detach().cpu() if isinstance(img, torch.Tensor) else img, dtype=np.float64)
+            arr = convert_to_numpy(img, dtype=np.float64)
             kernel = max(8, max(arr.shape[1:]) // tiles)
             out = np.stack([exposure.equalize_adapthist(np.clip(c, 0.0, 1.0), kernel, clip) for c in arr])
-            if isinstance(img, torch.Tensor):
-                img = img.clone()
-                img[...] = torch.as_tensor(out, dtype=img.dtype)
-                d[key] = img
-            else:
-                d[key] = out.astype(arr.dtype)
+            d[key] = convert_to_dst_type(out, img, dtype=img.dtype)[0]  # same type, dtype, device and metadata
         return d
 
 

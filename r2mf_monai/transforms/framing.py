@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, RandomizableTransform, SpatialCrop
+from monai.utils import convert_to_numpy
 
 __all__ = ["RandSpineFramingd", "RandSpineFramingD", "RandSpineFramingDict"]
 
@@ -94,7 +95,7 @@ class RandSpineFramingd(RandomizableTransform, MapTransform):
 
     def box(self, label: np.ndarray | torch.Tensor) -> tuple[list[int], list[int]] | None:
         """Draw a framing box for one (C, W, H) label: ``(roi_start, roi_end)`` in (x, y), or ``None`` if empty."""
-        fg = np.asarray(label.detach().cpu() if isinstance(label, torch.Tensor) else label)[0] > 0
+        fg = convert_to_numpy(label)[0] > 0
         xs, ys = np.nonzero(fg)
         if xs.size == 0:
             return None

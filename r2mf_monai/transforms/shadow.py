@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, RandomizableTransform
+from monai.utils import convert_to_dst_type, convert_to_numpy
 from scipy import ndimage
 
 __all__ = ["RandColumnShadowd", "RandColumnShadowD", "RandColumnShadowDict"]
@@ -80,7 +81,7 @@ class RandColumnShadowd(RandomizableTransform, MapTransform):
 
     def weight(self, label: np.ndarray | torch.Tensor) -> np.ndarray | None:
         """Draw the blending weight (W, H) in [0, strength] for one (C, W, H) label; ``None`` if it is empty."""
-        fg = np.asarray(label.detach().cpu() if isinstance(label, torch.Tensor) else label)[0] > 0
+        fg = convert_to_numpy(label)[0] > 0
         rows = np.nonzero(fg.any(axis=0))[0]
         if rows.size == 0:
             return None
@@ -114,15 +115,10 @@ class RandColumnShadowd(RandomizableTransform, MapTransform):
         col_width = max(1.0, float((np.asarray(d[self.label_key])[0] > 0).sum(axis=0).max()))
         for key in self.key_iterator(d):
             img = d[key]
-            arr = np.asarray(img.detach().cpu() if isinstance(img, torch.Tensor) else img, dtype=np.float32)
+            arr = convert_to_numpy(img, dtype=np.float32)
             blurred = np.stack([ndimage.gaussian_filter(c, sigma=0.35 * col_width) for c in arr])
             out = (1.0 - w) * arr + w * (blurred * contrast + offset)
-            if isinstance(img, torch.Tensor):
-                img = img.clone()
-                img[...] = torch.as_tensor(out, dtype=img.dtype)
-                d[key] = img
-            else:
-                d[key] = out.astype(arr.dtype)
+            d[key] = convert_to_dst_type(out, img, dtype=img.dtype)[0]  # same type, dtype, device and metadata
         return d
 
 
