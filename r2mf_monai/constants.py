@@ -18,7 +18,15 @@ experiments import them from here.
 
 from __future__ import annotations
 
-__all__ = ["DICOM_SUFFIXES", "NIFTI_SUFFIXES", "RADIOGRAPH_SUFFIXES", "RASTER_SUFFIXES", "VERTEBRAE", "VIEWS"]
+__all__ = [
+    "DICOM_SUFFIXES",
+    "NIFTI_SUFFIXES",
+    "QUALITIES",
+    "RADIOGRAPH_SUFFIXES",
+    "RASTER_SUFFIXES",
+    "VERTEBRAE",
+    "VIEWS",
+]
 
 VIEWS: tuple[str, ...] = ("coronal", "left_bending", "right_bending")
 """The radiographs of one patient, in the order they are listed: standing coronal (postero-anterior or
@@ -38,3 +46,6 @@ NIFTI_SUFFIXES: tuple[str, ...] = (".nii", ".nii.gz")
 RADIOGRAPH_SUFFIXES: tuple[str, ...] = RASTER_SUFFIXES + DICOM_SUFFIXES + NIFTI_SUFFIXES
 """Every suffix the bundle's reader (:class:`r2mf_monai.transforms.readers.RadiographReader`) accepts: input
 discovery, datalists, the landmark converter, the measurement's mask files and the experiments take it from here."""
+
+QUALITIES: tuple[str, ...] = ("high", "medium", "low")
+"""Image-quality strata of the paper's §4.8 (the synthetic generator's levels and the evaluation's strata)."""

@@ -54,7 +54,7 @@ from typing import Any
 import torch
 
 from r2mf_monai.bundle_paths import find_bundle
-from r2mf_monai.constants import VIEWS
+from r2mf_monai.constants import QUALITIES, VIEWS
 from r2mf_monai.experiments.benchmark import timed_calls
 from r2mf_monai.experiments.models import (
     ABLATION,
@@ -80,9 +80,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-QUALITIES = ("high", "medium", "low")
-"""The image-quality strata of §4.8."""
 
 NOT_AVAILABLE = {
     "HarDNet-Seg": "no maintained PyTorch implementation to build on (not written here)",

@@ -38,7 +38,7 @@ from monai.metrics import (
     compute_iou,
 )
 
-from r2mf_monai.constants import VIEWS
+from r2mf_monai.constants import QUALITIES, VIEWS
 from r2mf_monai.handlers.distributed import gather_in_sampler_order, is_writer
 from r2mf_monai.outputs.atomic import atomic_write
 from r2mf_monai.transforms.readers import pixel_spacing_from_meta
@@ -50,7 +50,6 @@ __all__ = ["SegmentationReport", "segmentation_metrics"]
 
 logger = logging.getLogger(__name__)
 
-QUALITY_ORDER = ("high", "medium", "low")
 METRICS = ("iou", "dice", "asd_px", "hd95_px", "asd_mm", "hd95_mm")
 
 
@@ -210,7 +209,7 @@ class SegmentationReport:
         lines: list[str] = []
         for kind, order, title in (
             ("view", VIEWS, "Direction"),
-            ("quality", QUALITY_ORDER, "Quality"),
+            ("quality", QUALITIES, "Quality"),
         ):
             lines += [head.format(title), rule]
             keys = [k for k in order if k in summary[kind]] + [k for k in summary[kind] if k not in order]

@@ -37,6 +37,7 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 from skimage import draw
 
+from r2mf_monai.constants import QUALITIES
 from r2mf_monai.data.synthetic.anatomy import Patient, ViewGeometry, spine_mask_polygons
 
 __all__ = [
@@ -51,7 +52,6 @@ __all__ = [
     "pixel_landmarks",
 ]
 
-QUALITIES: tuple[str, ...] = ("high", "medium", "low")
 _MU_SOFT = 0.02  # soft-tissue linear attenuation, 1/mm (water at an effective energy of about 60 keV)
 
 
