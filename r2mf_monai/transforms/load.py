@@ -35,7 +35,12 @@ from monai.data import MetaTensor
 from monai.transforms import EnsureChannelFirst, LoadImage, LoadImaged
 from monai.utils import ensure_tuple, get_equivalent_dtype
 
-from r2mf_monai.transforms.readers import RadiographNotFoundError, RadiographReader, RadiographReadError
+from r2mf_monai.transforms.readers import (
+    DEFAULT_MAX_PIXELS,
+    RadiographNotFoundError,
+    RadiographReader,
+    RadiographReadError,
+)
 
 __all__ = ["LoadRadiograph", "LoadRadiographd", "LoadRadiographD", "LoadRadiographDict"]
 
@@ -54,10 +59,15 @@ class LoadRadiograph(LoadImage):
         dtype: output data type. Defaults to ``np.float32``.
         ensure_channel_first: add the channel dimension. Defaults to ``True``.
         image_only: return only the MetaTensor (else ``(image, meta)``). Defaults to ``True``.
+        max_pixels: largest image decoded, in pixel values (rows x columns x samples x frames, as the file's header
+            declares them); a larger file is refused before decoding. ``None`` for no limit. Defaults to
+            :data:`~r2mf_monai.transforms.readers.DEFAULT_MAX_PIXELS` (4300 x 12900 = 55.47 million: a
+            43 x 129 cm long-cassette film at 0.1 mm, and no larger).
 
     Raises:
         RadiographNotFoundError: for a path that does not exist (also a ``FileNotFoundError``).
-        RadiographReadError: for an empty, corrupt, truncated, 3-D, multi-frame or unsupported file, or a folder.
+        RadiographReadError: for an empty, corrupt, truncated, 3-D, multi-frame, too large or unsupported file, or a
+            folder.
     """
 
     def __init__(
@@ -66,8 +76,9 @@ class LoadRadiograph(LoadImage):
         dtype: Any = np.float32,
         ensure_channel_first: bool = True,
         image_only: bool = True,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> None:
-        self.radiograph_reader = RadiographReader(voi_lut=voi_lut)
+        self.radiograph_reader = RadiographReader(voi_lut=voi_lut, max_pixels=max_pixels)
         super().__init__(
             reader=self.radiograph_reader,
             image_only=image_only,
@@ -129,6 +140,9 @@ class LoadRadiographd(LoadImaged):
         image_only: store only MetaTensors (else also ``<key>_meta_dict``). Defaults to ``True``.
         allow_missing_keys: don't raise for a key absent from the data (e.g. no label at inference).
             Defaults to ``False``.
+        max_pixels: largest image decoded, see :class:`LoadRadiograph` (``inference.json``'s ``max_pixels``).
+            Defaults to :data:`~r2mf_monai.transforms.readers.DEFAULT_MAX_PIXELS` (55.47 million: a 43 x 129 cm
+            long-cassette film at 0.1 mm, and no larger).
     """
 
     def __init__(
@@ -141,6 +155,7 @@ class LoadRadiographd(LoadImaged):
         allow_missing_keys: bool = False,
         meta_keys: KeysCollection | None = None,
         overwriting: bool = False,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> None:
         super().__init__(
             keys,
@@ -153,7 +168,11 @@ class LoadRadiographd(LoadImaged):
             allow_missing_keys=allow_missing_keys,
         )
         self._loader = LoadRadiograph(
-            voi_lut=voi_lut, dtype=dtype, ensure_channel_first=ensure_channel_first, image_only=image_only
+            voi_lut=voi_lut,
+            dtype=dtype,
+            ensure_channel_first=ensure_channel_first,
+            image_only=image_only,
+            max_pixels=max_pixels,
         )
 
     def __call__(self, data: Mapping[Hashable, Any], reader: Any = None) -> dict[Hashable, Any]:

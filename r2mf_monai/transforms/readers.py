@@ -42,6 +42,8 @@ DICOM handling (pydicom):
 - colour (RGB, YBR, PALETTE COLOR) is converted to grey with the ITU-R BT.601 luma weights, like the raster reader
   (a radiograph stored in colour is a grey picture in a colour container, e.g. a secondary capture);
 - multi-frame files (NumberOfFrames > 1) are refused: a radiograph is one frame;
+- a signed PixelRepresentation over data that are unsigned (the two readings differ by a wrap-around at
+  ``2**(BitsStored - 1)``) is detected and warned about, see :func:`signed_wrap_check`;
 - compressed transfer syntaxes are decoded by whatever pydicom plugin is installed (RLE natively; JPEG baseline,
   extended and lossless, JPEG-LS and JPEG 2000 through ``pylibjpeg`` with its ``-libjpeg``/``-openjpeg`` plugins,
   the ``dicom`` extra of this package);
@@ -52,6 +54,17 @@ Raster handling (Pillow): 16-bit grey PNG/TIFF (PIL modes ``I;16*``) stay 16-bit
 keep their values, RGB/RGBA/palette images become grey (exactly one channel when R = G = B, else BT.601 luma; alpha
 is dropped), multi-frame files (animated GIF, multi-page TIFF) are refused. EXIF orientation is not applied, as in
 MONAI's ``PILReader``.
+
+Bounded memory: every reader checks the size the file *declares* before decoding it (Pillow's header size, DICOM
+Rows x Columns x SamplesPerPixel x NumberOfFrames, the NIfTI header's shape) against ``max_pixels`` (default
+:data:`DEFAULT_MAX_PIXELS`) and refuses a larger file, so a 79 KB PNG that declares 9000 x 9000 pixels is refused
+before its 81 million pixels are allocated. DICOM pixel data are read from the file only when decoded (``dcmread``
+with ``defer_size``); Pillow's own decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``) is an error too, not a
+warning.
+
+Honest pixels: a picture that cannot give a mask (every pixel the same value, or a 1 x 1 image) and a suspected
+signed/unsigned mix-up are logged as a WARNING naming the file and recorded in the metadata key ``read_warnings``
+(``""`` when there is nothing to say), which :class:`r2mf_monai.handlers.ReviewFlag` puts into ``review.json``.
 
 A reader raises :class:`RadiographReadError` (a ``ValueError``) naming the file and the reason. ``read`` only
 parses the header; decoding and every check happen in ``get_data``, whose errors ``monai.transforms.LoadImage``
@@ -65,6 +78,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +99,8 @@ __all__ = [
     "RasterRadiographReader",
     "NiftiRadiographReader",
     "RadiographReader",
+    "DEFAULT_MAX_PIXELS",
+    "signed_wrap_check",
     "pixel_spacing_from_meta",
     "detect_format",
     "RASTER_SUFFIXES",
@@ -102,6 +118,20 @@ PathLike = str | os.PathLike
 # ITU-R BT.601 luma weights, the ones PIL's convert("L") uses; applied in float to keep full precision.
 _LUMA = np.array([0.299, 0.587, 0.114])
 _VOI_CHOICES = ("sequence", "all", "none")
+
+#: Default largest image a reader decodes, in decoded values (rows x columns x samples per pixel x frames): a
+#: 43 x 129 cm long-cassette (full-spine) film sampled at 0.1 mm is 4300 x 12900 = 55.47 million grey pixels, the
+#: largest radiograph this bundle is meant for. Larger declared sizes are refused before decoding (a decompression
+#: bomb, or not a radiograph); a colour file counts three values per pixel. Raise it with ``max_pixels``.
+DEFAULT_MAX_PIXELS = 4300 * 12900
+
+# the signed/unsigned check (signed_wrap_check): a wrap-around makes neighbours differ by more than half the stored
+# range; it is reported when the declared reading has at least this many such jumps, and this many times as many as
+# the other reading (a real edge from air to metal may give a few in either reading, a wrap gives thousands)
+_WRAP_MIN_JUMPS = 16
+_WRAP_RATIO = 4.0
+# rows sampled for the check: whole rows keep neighbours neighbours; about this many values are enough to see a wrap
+_WRAP_SAMPLE_VALUES = 1 << 20
 
 
 class RadiographReadError(ValueError):
@@ -123,6 +153,78 @@ class RadiographReadError(ValueError):
 
 class RadiographNotFoundError(RadiographReadError, FileNotFoundError):
     """A radiograph path that does not exist (both a :class:`RadiographReadError` and a ``FileNotFoundError``)."""
+
+
+def _check_max_pixels(max_pixels: int | None) -> int | None:
+    if max_pixels is not None and (isinstance(max_pixels, bool) or int(max_pixels) != max_pixels or max_pixels < 1):
+        raise ValueError(f"max_pixels must be a positive whole number of pixels or None, got {max_pixels!r}.")
+    return None if max_pixels is None else int(max_pixels)
+
+
+def _refuse_if_too_large(name: str, dims: Sequence[int], what: str, max_pixels: int | None) -> None:
+    """Raise before decoding when the declared ``dims`` (their product is the number of decoded values) exceed
+    ``max_pixels``; ``what`` says what the dims are (e.g. ``"columns x rows"``)."""
+    count = int(np.prod([int(d) for d in dims], dtype=np.float64))
+    if max_pixels is not None and count > max_pixels:
+        size = " x ".join(str(int(d)) for d in dims)
+        raise RadiographReadError(
+            name,
+            f"the file declares {size} ({what}) = {count / 1e6:.2f} million pixel values, more than max_pixels = "
+            f"{max_pixels / 1e6:.2f} million (a 43 x 129 cm film at 0.1 mm is 55.47); not decoded (raise max_pixels "
+            "for a larger radiograph)",
+        )
+
+
+def signed_wrap_check(stored: np.ndarray, bits_stored: int) -> str | None:
+    """Whether signed stored values look like unsigned data read as signed (a DICOM PixelRepresentation mix-up).
+
+    Unsigned data read as two's complement wrap at ``2**(bits_stored - 1)``: the brightest pixels become the most
+    negative ones, so wherever the true image crosses that value two neighbours differ by almost the whole stored
+    range. A radiograph is spatially smooth: neighbours differ by more than half the stored range only at a few
+    hard edges. The test counts such jumps between horizontal neighbours in the signed reading and in the unsigned
+    one (``value mod 2**bits_stored``); the signed reading is implausible when it has many (at least
+    ``_WRAP_MIN_JUMPS``) and ``_WRAP_RATIO`` times as many as the unsigned reading. Only negative values can be
+    wrapped, so an image without them passes at once.
+
+    Args:
+        stored: the stored pixel values as decoded by pydicom with PixelRepresentation = 1 (signed integers).
+        bits_stored: the DICOM BitsStored.
+
+    Returns:
+        a sentence describing the suspected mix-up, or ``None`` when the signed reading is plausible.
+    """
+    arr = np.asarray(stored)
+    if arr.ndim != 2 or arr.shape[1] < 2 or not np.issubdtype(arr.dtype, np.signedinteger) or arr.min() >= 0:
+        return None
+    step = max(1, int(arr.size // _WRAP_SAMPLE_VALUES))
+    rows = arr[::step].astype(np.int64)
+    half = 2 ** (bits_stored - 1)
+    signed_jumps = int((np.abs(np.diff(rows, axis=1)) > half).sum())
+    if signed_jumps < _WRAP_MIN_JUMPS:
+        return None
+    unsigned_jumps = int((np.abs(np.diff(rows % (2 * half), axis=1)) > half).sum())
+    if signed_jumps < _WRAP_RATIO * unsigned_jumps:
+        return None
+    negative = float((arr < 0).mean())
+    return (
+        f"PixelRepresentation says signed, but the values look unsigned: {negative:.0%} of the pixels are negative "
+        f"and {signed_jumps} neighbour pairs jump by more than half the {bits_stored}-bit range (a wrap-around) where "
+        f"the unsigned reading has {unsigned_jumps}; the mask may be wrong - check the file's PixelRepresentation"
+    )
+
+
+def _content_warnings(arr: np.ndarray, name: str, extra: Sequence[str] = ()) -> str:
+    """Log (WARNING, naming the file) and return, joined by ``"; "``, what makes a decoded picture unusable or
+    suspect: a 1 x 1 image, one where every pixel has the same value (no mask can come of it), and ``extra``."""
+    warnings_: list[str] = list(extra)
+    if arr.size <= 1:
+        warnings_.append(f"the image is only {' x '.join(map(str, arr.shape))} pixel(s): nothing to segment")
+    elif arr.size and np.ptp(arr) == 0:
+        value = arr.flat[0]
+        warnings_.append(f"every pixel has the value {value:g}: nothing to segment, the mask will be empty")
+    for text in warnings_:
+        logger.warning("%s: %s", name, text)
+    return "; ".join(warnings_)
 
 
 def _suffix(path: PathLike) -> str:
@@ -225,6 +327,9 @@ def _radiograph_meta(
         "pixel_spacing_source": spacing_source if pixel_spacing is not None else "none",
         "source_mode": source_mode,
         "inverted": bool(inverted),
+        "read_warnings": "",
+        "body_part_examined": "",
+        "view_position": "",
     }
 
 
@@ -277,6 +382,8 @@ def _open_each(data: Sequence[PathLike] | PathLike, open_one: Callable[[str], An
     for name in map(str, ensure_tuple(data)):
         try:
             items.append(open_one(name))
+        except RadiographReadError:
+            raise
         except FileNotFoundError as e:
             raise RadiographNotFoundError(name, "no such file") from e
         except Exception as e:
@@ -312,16 +419,22 @@ class DicomRadiographReader(ImageReader):
             Defaults to ``"sequence"``.
         force: read files without the DICOM preamble (``pydicom.dcmread(force=True)``) when they have a DICOM
             suffix or none. Defaults to ``True``.
+        max_pixels: largest Rows x Columns x SamplesPerPixel x NumberOfFrames decoded; a file declaring more is
+            refused before its pixel data are read. ``None`` for no limit. Defaults to :data:`DEFAULT_MAX_PIXELS`
+            (55.47 million: a 43 x 129 cm long-cassette film at 0.1 mm, and no larger).
 
     Raises:
-        ValueError: when ``voi_lut`` is not one of the choices.
+        ValueError: when ``voi_lut`` is not one of the choices or ``max_pixels`` is not a positive number.
         RadiographReadError: (when reading) for a file that is not DICOM, has no pixel data, has several frames,
-            or cannot be decoded; the message names the file.
+            declares more than ``max_pixels`` pixels, or cannot be decoded; the message names the file.
     """
 
-    def __init__(self, voi_lut: str = "sequence", force: bool = True) -> None:
+    def __init__(
+        self, voi_lut: str = "sequence", force: bool = True, max_pixels: int | None = DEFAULT_MAX_PIXELS
+    ) -> None:
         self.voi_lut = ensure_option("voi_lut", voi_lut, _VOI_CHOICES)
         self.force = force
+        self.max_pixels = _check_max_pixels(max_pixels)
 
     def verify_suffix(self, filename: Sequence[PathLike] | PathLike) -> bool:
         """Whether every file has a DICOM suffix, no suffix, or the DICOM preamble."""
@@ -334,10 +447,13 @@ class DicomRadiographReader(ImageReader):
 
         Args:
             data: a file or a list of files (stacked as channels).
-            kwargs: passed to ``pydicom.dcmread``.
+            kwargs: passed to ``pydicom.dcmread``; ``defer_size`` defaults to ``"64 KB"``, so the pixel data stay on
+                disk until :meth:`get_data` has checked the declared size.
         """
         import pydicom
         from pydicom.errors import InvalidDicomError
+
+        kwargs.setdefault("defer_size", "64 KB")
 
         def open_one(name: str) -> Any:
             try:
@@ -377,6 +493,14 @@ class DicomRadiographReader(ImageReader):
             raise RadiographReadError(
                 name, f"multi-frame DICOM ({frames} frames); a radiograph must be a single 2-D frame"
             )
+        try:
+            dims = [int(getattr(ds, k, None) or 0) for k in ("Rows", "Columns")]
+            samples_declared = int(getattr(ds, "SamplesPerPixel", 1) or 1)
+        except (TypeError, ValueError) as e:
+            raise RadiographReadError(name, f"invalid Rows, Columns or SamplesPerPixel ({e})") from e
+        _refuse_if_too_large(
+            name, [*dims, samples_declared, frames], "rows x columns x samples per pixel x frames", self.max_pixels
+        )
         tsyntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         try:
             pixels = ds.pixel_array
@@ -406,6 +530,12 @@ class DicomRadiographReader(ImageReader):
             raise RadiographReadError(name, f"pixel data of shape {pixels.shape} is not a 2-D image")
 
         inverted = False
+        notes: list[str] = []
+        if samples == 1 and int(getattr(ds, "PixelRepresentation", 0) or 0) == 1 and pixels.ndim == 2:
+            bits = int(getattr(ds, "BitsStored", getattr(ds, "BitsAllocated", 16)) or 16)
+            note = signed_wrap_check(pixels, bits)
+            if note:
+                notes.append(note)
         try:
             if photometric == "PALETTE COLOR":
                 pixels = _to_grey(apply_color_lut(pixels, ds))
@@ -422,6 +552,9 @@ class DicomRadiographReader(ImageReader):
         spacing, source = self._spacing(ds)
         rows, cols = pixels.shape
         meta = _radiograph_meta("DICOM", (cols, rows), spacing, source, photometric, inverted)
+        meta["read_warnings"] = _content_warnings(pixels, name, notes)
+        meta["body_part_examined"] = str(getattr(ds, "BodyPartExamined", "") or "").strip().upper()
+        meta["view_position"] = str(getattr(ds, "ViewPosition", "") or "").strip().upper()
         return np.ascontiguousarray(pixels.T), meta
 
     def _grey_lut(self, pixels, ds, photometric, apply_modality_lut, apply_voi_lut) -> tuple[np.ndarray, bool]:
@@ -473,10 +606,19 @@ class RasterRadiographReader(ImageReader):
     16 bits (PIL's ``I;16`` modes are read as uint16, never through an 8-bit ``"L"`` conversion); colour becomes grey
     (see the module docstring). Pixel spacing is unknown for these formats (DPI tags are not patient spacing).
 
+    Args:
+        max_pixels: largest width x height x bands decoded; a file whose header declares more is refused before
+            decoding. ``None`` for no limit (Pillow's own ``PIL.Image.MAX_IMAGE_PIXELS`` still applies, as an error).
+            Defaults to :data:`DEFAULT_MAX_PIXELS` (55.47 million: a 43 x 129 cm long-cassette film at 0.1 mm).
+
     Raises:
-        RadiographReadError: (when reading) for a file Pillow cannot open or decode (e.g. truncated), or one with
-            several frames; the message names the file.
+        ValueError: when ``max_pixels`` is not a positive number.
+        RadiographReadError: (when reading) for a file Pillow cannot open or decode (e.g. truncated), one with
+            several frames, or one declaring more than ``max_pixels`` (or Pillow's limit); the message names the file.
     """
+
+    def __init__(self, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
+        self.max_pixels = _check_max_pixels(max_pixels)
 
     def verify_suffix(self, filename: Sequence[PathLike] | PathLike) -> bool:
         """Whether every file has a raster suffix or a raster magic number."""
@@ -494,7 +636,16 @@ class RasterRadiographReader(ImageReader):
         """
         from PIL import Image
 
-        return _open_each(data, lambda name: Image.open(name, **kwargs), "image")
+        def open_one(name: str) -> Any:
+            # Image.open reads the header only; Pillow's decompression-bomb warning becomes an error
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                try:
+                    return Image.open(name, **kwargs)
+                except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+                    raise RadiographReadError(name, f"refused by Pillow's decompression-bomb check: {e}") from e
+
+        return _open_each(data, open_one, "image")
 
     def get_data(self, img: Any) -> tuple[np.ndarray, dict]:
         """Decode to a grey (W, H) array with the module's metadata.
@@ -504,8 +655,12 @@ class RasterRadiographReader(ImageReader):
         """
         return _decode(img, "<image>", self._get_one)
 
-    @staticmethod
-    def _get_one(im: Any, name: str) -> tuple[np.ndarray, dict]:
+    def _get_one(self, im: Any, name: str) -> tuple[np.ndarray, dict]:
+        try:
+            _refuse_if_too_large(name, [*im.size, len(im.getbands())], "width x height x bands", self.max_pixels)
+        except RadiographReadError:
+            im.close()
+            raise
         frames = int(getattr(im, "n_frames", 1) or 1)
         if frames > 1:
             raise RadiographReadError(name, f"the image has {frames} frames; a radiograph must be a single frame")
@@ -534,6 +689,7 @@ class RasterRadiographReader(ImageReader):
             raise RadiographReadError(name, f"decoded to shape {arr.shape}, not a 2-D grey image")
         fmt = "JPEG" if fmt in ("JPG", "MPO") else fmt
         meta = _radiograph_meta(fmt, (arr.shape[1], arr.shape[0]), None, "none", mode)
+        meta["read_warnings"] = _content_warnings(arr, name)
         return np.ascontiguousarray(arr.T), meta
 
 
@@ -546,18 +702,22 @@ class NiftiRadiographReader(NibabelReader):
     spacing of exactly 1 counts as unknown, anything else as mm).
 
     Args:
+        max_pixels: largest number of values (the product of the header's shape) decoded; a file declaring more is
+            refused before its data are read. ``None`` for no limit. Defaults to :data:`DEFAULT_MAX_PIXELS`.
         kwargs: passed to ``monai.data.NibabelReader`` (``as_closest_canonical`` stays ``False``: reorienting would
             flip the picture relative to the other formats).
 
     Raises:
-        RadiographReadError: (when reading) for a 3-D volume, a multi-channel or colour image, or a file nibabel
-            cannot read; the message names the file.
+        ValueError: when ``max_pixels`` is not a positive number.
+        RadiographReadError: (when reading) for a 3-D volume, a multi-channel or colour image, a file declaring
+            more than ``max_pixels`` values, or a file nibabel cannot read; the message names the file.
     """
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, max_pixels: int | None = DEFAULT_MAX_PIXELS, **kwargs) -> None:
         kwargs.setdefault("as_closest_canonical", False)
         kwargs.setdefault("squeeze_non_spatial_dims", False)
         super().__init__(**kwargs)
+        self.max_pixels = _check_max_pixels(max_pixels)
 
     def read(self, data: Sequence[PathLike] | PathLike, **kwargs) -> Any:
         """Load the NIfTI header(s) with nibabel.
@@ -585,6 +745,7 @@ class NiftiRadiographReader(NibabelReader):
         arrays, metas = [], []
         for im, name in zip(ensure_tuple(img), names, strict=True):
             self.filenames = [name]
+            _refuse_if_too_large(name, im.shape, "NIfTI header shape", self.max_pixels)
             try:
                 data, header = super().get_data(im)
             except Exception as e:
@@ -593,6 +754,7 @@ class NiftiRadiographReader(NibabelReader):
                 self.filenames = names
             arrays.append(self._to_2d(np.asarray(data), name))
             metas.append(self._meta(im, header, arrays[-1].shape))
+            metas[-1]["read_warnings"] = _content_warnings(arrays[-1], name)
         return _stack(arrays, metas, names)
 
     @staticmethod
@@ -638,16 +800,20 @@ class RadiographReader(ImageReader):
 
     Args:
         voi_lut: see :class:`DicomRadiographReader`. Defaults to ``"sequence"``.
+        max_pixels: largest declared image decoded, in pixel values (rows x columns x samples x frames); larger
+            files are refused before decoding. ``None`` for no limit. Defaults to :data:`DEFAULT_MAX_PIXELS`
+            (55.47 million: a 43 x 129 cm long-cassette film at 0.1 mm, and no larger).
 
     Raises:
         RadiographReadError: for a file whose format is not recognised, and everything the format's reader raises.
     """
 
-    def __init__(self, voi_lut: str = "sequence") -> None:
+    def __init__(self, voi_lut: str = "sequence", max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
+        self.max_pixels = _check_max_pixels(max_pixels)
         self.readers = {
-            "dicom": DicomRadiographReader(voi_lut=voi_lut),
-            "raster": RasterRadiographReader(),
-            "nifti": NiftiRadiographReader(),
+            "dicom": DicomRadiographReader(voi_lut=voi_lut, max_pixels=max_pixels),
+            "raster": RasterRadiographReader(max_pixels=max_pixels),
+            "nifti": NiftiRadiographReader(max_pixels=max_pixels),
         }
 
     def verify_suffix(self, filename: Sequence[PathLike] | PathLike) -> bool:

@@ -137,3 +137,14 @@ def test_why_not_plain_loadimaged(tmp_path, make):
         LoadImaged(keys="image", reader=RadiographReader())({"image": str(path)})
     with pytest.raises(RadiographReadError, match="unknown format|no such file"):
         LoadRadiographd(keys="image")({"image": str(path)})
+
+
+@pytest.mark.parametrize("max_pixels,refused", [(None, False), (48 * 37, False), (48 * 37 - 1, True)])
+def test_max_pixels_of_the_dict_transform(tmp_path, max_pixels, refused):
+    path = write_png(tmp_path / "a.png", make_pixels())  # 48 rows x 37 columns
+    load = LoadRadiographd(keys="image", max_pixels=max_pixels)
+    if refused:
+        with pytest.raises(RadiographReadError, match=f"'{path}'.*more than max_pixels"):
+            load({"image": str(path)})
+    else:
+        assert load({"image": str(path)})["image"].shape == (1, 37, 48)

@@ -11,6 +11,13 @@
 
 from __future__ import annotations
 
+import logging
+import struct
+import subprocess
+import sys
+import textwrap
+import zlib
+
 import numpy as np
 import pytest
 import torch
@@ -20,6 +27,7 @@ from PIL import Image
 from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
 
 from r2mf_monai.transforms.readers import (
+    DEFAULT_MAX_PIXELS,
     DicomRadiographReader,
     NiftiRadiographReader,
     RadiographReader,
@@ -292,3 +300,144 @@ def test_pixel_spacing_from_meta_tensor_values():
     assert pixel_spacing_from_meta({"pixel_spacing": torch.tensor([0.1, 0.2])}) == pytest.approx((0.1, 0.2))
     assert pixel_spacing_from_meta({"pixel_spacing": np.array([np.nan, np.nan])}) is None
     assert pixel_spacing_from_meta({}) is None
+
+
+def write_png_bomb(path, width: int, height: int):
+    """A grey 8-bit PNG of zeros that declares ``width`` x ``height`` pixels, written row by row (a 9000 x 9000 one
+    is 79 KB on disk and is never held in memory here)."""
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    comp = zlib.compressobj(9)
+    row = b"\x00" * (width + 1)  # filter byte + one row of zeros
+    body = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    return path
+
+
+# the declared size is checked before decoding: a file whose data are truncated fails on its size, not its data,
+# when it is too large, and on its data when it is not
+@pytest.mark.parametrize(
+    "make,allowed_error",
+    [
+        (_truncated_dicom, "cannot decode the pixel data"),
+        (_truncated_png, "truncated"),
+        (lambda tmp_path: write_nifti(tmp_path / "a.nii.gz", PIXELS), None),
+    ],
+    ids=["dicom", "png", "nifti"],
+)
+def test_size_refused_before_decoding(tmp_path, make, allowed_error):
+    path = make(tmp_path)
+    with pytest.raises(RadiographReadError, match="more than max_pixels") as info:
+        load(path, max_pixels=PIXELS.size - 1)
+    assert info.value.path == str(path)
+    if allowed_error is None:
+        assert load(path, max_pixels=PIXELS.size).shape == PIXELS.T.shape
+    else:
+        with pytest.raises(RadiographReadError, match=allowed_error):
+            load(path, max_pixels=PIXELS.size)
+
+
+def test_long_cassette_limit(tmp_path):
+    # the default admits 4300 x 12900 (a 43 x 129 cm film at 0.1 mm) and nothing larger
+    assert DEFAULT_MAX_PIXELS == 55_470_000
+    path = write_png_bomb(tmp_path / "long.png", 4301, 12900)
+    with pytest.raises(RadiographReadError, match="4301 x 12900 x 1"):
+        load(path)
+
+
+def test_png_bomb_bounded_memory(tmp_path):
+    """A 79 KB PNG declaring 9000 x 9000 pixels is refused, naming the file, with no growth of the peak memory
+    (measured in a fresh process: the peak resident size before and after the read; decoding would add 81 MB)."""
+    path = write_png_bomb(tmp_path / "bomb.png", 9000, 9000)
+    assert path.stat().st_size < 100_000
+    script = textwrap.dedent(
+        f"""
+        import resource, sys
+        from r2mf_monai.transforms import LoadRadiograph
+        load = LoadRadiograph()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        try:
+            load({str(path)!r})
+        except Exception as e:
+            print(type(e).__name__, e)
+        print("GROWTH_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert f"RadiographReadError cannot read radiograph '{path}'" in out and "max_pixels" in out
+    growth_kb = int(out.split("GROWTH_KB")[-1])
+    assert growth_kb < 16 * 1024, out  # the decoded picture alone would be 81 MB (uint8), 324 MB as float32
+
+
+@pytest.mark.parametrize("value", [0, -5, 1.5, True])
+def test_bad_max_pixels(value):
+    with pytest.raises(ValueError, match="max_pixels"):
+        RadiographReader(max_pixels=value)
+
+
+def _ramp(rows: int = 40, cols: int = 64, lo: int = 0, hi: int = 4095) -> np.ndarray:
+    """A smooth picture (a horizontal ramp with a vertical shade), like the slow variation of a radiograph."""
+    x = np.linspace(lo, hi, cols)[None, :]
+    y = np.linspace(0, (hi - lo) * 0.05, rows)[:, None]
+    return np.clip(x + y, lo, hi).round()
+
+
+def _signed_over_unsigned(tmp_path):
+    # 12-bit unsigned data (0..4095) in a file that says PixelRepresentation = 1: read as signed, the bright half
+    # wraps to negative values
+    import pydicom
+
+    path = write_dicom(tmp_path / "wrapped.dcm", _ramp().astype(np.uint16), bits_stored=12)
+    ds = pydicom.dcmread(path)
+    ds.PixelRepresentation = 1
+    ds.save_as(path)
+    return path
+
+
+def _truly_signed(tmp_path):
+    return write_dicom(tmp_path / "signed.dcm", _ramp(lo=-1500, hi=1500).astype(np.int16), bits_stored=12)
+
+
+@pytest.mark.parametrize("make,warned", [(_signed_over_unsigned, True), (_truly_signed, False)])
+def test_signed_over_unsigned_warns(tmp_path, caplog, make, warned):
+    path = make(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="r2mf_monai.transforms.readers"):
+        img = load(path)
+    assert img.min() < 0
+    messages = [r.getMessage() for r in caplog.records if "PixelRepresentation" in r.getMessage()]
+    assert bool(messages) == warned
+    assert ("PixelRepresentation says signed" in img.meta["read_warnings"]) == warned
+    if warned:
+        assert str(path) in messages[0]
+
+
+@pytest.mark.parametrize(
+    "pixels,expected",
+    [
+        (np.zeros((40, 30), np.uint8), "every pixel has the value 0"),
+        (np.full((1, 1), 7, np.uint8), "the image is only 1 x 1 pixel"),
+        (PIXELS, ""),
+    ],
+    ids=["all_zero", "one_pixel", "normal"],
+)
+def test_unusable_picture_said(tmp_path, caplog, pixels, expected):
+    path = write_png(tmp_path / "p.png", pixels)
+    with caplog.at_level(logging.WARNING, logger="r2mf_monai.transforms.readers"):
+        img = load(path)
+    assert img.meta["read_warnings"].startswith(expected) and bool(img.meta["read_warnings"]) == bool(expected)
+    assert any(str(path) in r.getMessage() and expected in r.getMessage() for r in caplog.records) == bool(expected)
+
+
+def test_dicom_body_part_and_view_in_meta(tmp_path):
+    import pydicom
+
+    path = write_dicom(tmp_path / "a.dcm", PIXELS, bits_stored=12)
+    ds = pydicom.dcmread(path)
+    ds.BodyPartExamined, ds.ViewPosition = "ankle ", "LL"
+    ds.save_as(path)
+    img = load(path)
+    assert (img.meta["body_part_examined"], img.meta["view_position"]) == ("ANKLE", "LL")
+    assert load(write_png(tmp_path / "a.png", PIXELS)).meta["body_part_examined"] == ""
