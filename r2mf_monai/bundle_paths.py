@@ -9,11 +9,16 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Where the bundle lives on disk, for the bundle configs' defaults.
+"""Where the bundle lives on disk, for the bundle configs' defaults and for every command.
 
 MONAI's model-zoo bundles default ``bundle_root`` to ``"."`` (they are run from inside the bundle folder); this
-project is also run from a checkout, where the bundle is ``./bundle``. :func:`default_bundle_root` accepts both;
-:func:`find_bundle` is the one lookup every command uses (the CLI, the experiments, the scripts).
+project is also run from a checkout, where the bundle is ``./bundle``. :func:`default_bundle_root` accepts both, for
+a config that ``python -m monai.bundle run --config_file ...`` was told to run.
+
+:func:`find_bundle` is the one lookup every command uses (the CLI, the experiments, the scripts). Without a folder
+named by the user it takes the *installed* bundle, the one that belongs to this package (:func:`installed_bundle`),
+never a ``configs/`` folder that happens to be in the current directory: a bundle's configs run Python (``$``
+expressions, ``_target_`` classes), so only a bundle the user names, or the one installed with the package, runs.
 """
 
 from __future__ import annotations
@@ -23,7 +28,17 @@ import os
 import re
 from pathlib import Path
 
-__all__ = ["default_bundle_root", "find_bundle", "latest_checkpoint"]
+__all__ = ["default_bundle_root", "find_bundle", "installed_bundle", "latest_checkpoint"]
+
+
+def installed_bundle() -> Path | None:
+    """The bundle that belongs to the installed package: ``bundle/`` beside the ``r2mf_monai`` folder.
+
+    That is where a checkout and an editable install (``pip install -e .``) keep it. A wheel installs the package
+    alone (``setup.py`` ships no bundle files), so there it is ``None`` and a command needs ``--bundle_dir``.
+    """
+    root = Path(__file__).resolve().parent.parent / "bundle"
+    return root if (root / "configs" / "metadata.json").is_file() else None
 
 
 def default_bundle_root(start: str | None = None) -> str:
@@ -42,14 +57,20 @@ def find_bundle(
     """The bundle folder, checked to hold ``configs/<config>``.
 
     Args:
-        bundle_root: the bundle folder; defaults to :func:`default_bundle_root` (``.`` or ``./bundle``).
+        bundle_root: the bundle folder; defaults to :func:`installed_bundle` (not the current folder: see the
+            module's docstring).
         config: the config file the caller needs. Defaults to ``"train.json"``.
         option: the name of the caller's option, for the message. Defaults to ``"bundle_root"``.
 
     Raises:
-        FileNotFoundError: naming the option and the folder when ``configs/<config>`` is missing.
+        FileNotFoundError: naming the option and the folder when ``configs/<config>`` is missing, or the option when
+            no folder is given and no bundle is installed with the package (a wheel install).
     """
-    root = Path(os.path.abspath(bundle_root if bundle_root else default_bundle_root()))
+    if not bundle_root:
+        bundle_root = installed_bundle()
+        if bundle_root is None:
+            raise FileNotFoundError(f"{option}: no bundle is installed with r2mf_monai (a wheel has none); name one")
+    root = Path(os.path.abspath(bundle_root))
     if not (root / "configs" / config).is_file():
         raise FileNotFoundError(f"{option}: no configs/{config} in '{root}'")
     return root

@@ -10,7 +10,7 @@
 # limitations under the License.
 
 """Argument checks shared by the whole package: the networks, the losses, the readers, the inference wrapper and
-the experiments.
+the experiments; and what every door does the same way with user errors and library logs.
 
 Bad arguments raise ValueError at construction with the argument's name and value in the message (as MONAI's
 networks do); string modes are looked up with MONAI's :func:`monai.utils.look_up_option`.
@@ -18,13 +18,27 @@ networks do); string modes are looked up with MONAI's :func:`monai.utils.look_up
 
 from __future__ import annotations
 
+import logging
 import numbers
+import warnings
 from collections.abc import Collection
 from typing import Any
 
 from monai.utils import look_up_option
 
-__all__ = ["SPATIAL_DIMS", "ensure_int", "ensure_option", "ensure_spatial_dims"]
+__all__ = [
+    "SPATIAL_DIMS",
+    "USER_ERRORS",
+    "ensure_int",
+    "ensure_option",
+    "ensure_spatial_dims",
+    "quiet_library_logs",
+    "user_error_in",
+]
+
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
+"""What the layers raise for an error a user caused (a bad value, a missing or unwritable file or folder): the
+message names the option, key or file and is shown as one line (design.md, "Habits")."""
 
 SPATIAL_DIMS = (1, 2, 3)
 """The spatial dimensions the networks are built for (MONAI's ``Conv``, ``Pool`` and norm factories)."""
@@ -70,3 +84,45 @@ def ensure_option(name: str, value: Any, supported: Collection[Any]) -> Any:
         return look_up_option(value, supported)
     except ValueError as e:
         raise ValueError(f"{name}: {e}".replace("\n", " ").strip()) from None
+
+
+def user_error_in(error: BaseException) -> BaseException | None:
+    """The user error (one of :data:`USER_ERRORS`) that ``error`` is or wraps, else ``None``.
+
+    MONAI's config parser wraps an error raised while it evaluates an expression in a ``RuntimeError("Failed to
+    evaluate ConfigExpression ...")`` (perhaps twice, ``raise ... from e``): the first error of the ``__cause__``
+    chain that is a user error is the one that names the problem.
+    """
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, USER_ERRORS):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__
+    return None
+
+
+# the libraries' messages that say nothing about the user's films: MONAI builds its nvImageCodec DICOM reader with
+# every LoadImage and warns, per instance, that the (GPU) codec is not installed; pydicom warns about each
+# non-conforming value it reads (a file it cannot read is named by our reader); highdicom logs every module it copies
+_QUIET_LOGGERS = {
+    "monai.data.nvimgcodec_pydicom_plugin": logging.ERROR,
+    "pydicom": logging.ERROR,
+    "highdicom": logging.WARNING,
+}
+_QUIET_WARNINGS = (
+    ("ignore", r"NvImgCodecPydicomReader: nvImageCodec decoder plugin did not register", UserWarning, ""),
+    ("ignore", "", UserWarning, r"pydicom(\.|$)"),
+)
+
+
+def quiet_library_logs() -> None:
+    """Silence the libraries' per-file and per-instance chatter (bundle/configs/logging.conf sets the same levels
+    for ``python -m monai.bundle``): the nvImageCodec notices on machines without it, pydicom's value warnings and
+    highdicom's module copying. Errors, and warnings of this package, still show.
+    """
+    for name, level in _QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
+    for action, message, category, module in _QUIET_WARNINGS:
+        warnings.filterwarnings(action, message=message, category=category, module=module)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from r2mf_monai.bundle_paths import default_bundle_root, find_bundle, latest_checkpoint
+from r2mf_monai.bundle_paths import default_bundle_root, find_bundle, installed_bundle, latest_checkpoint
 
 
 @pytest.mark.parametrize("inside", [True, False])
@@ -47,3 +47,29 @@ def test_find_bundle_checks_the_config(tmp_path: Path, config: str) -> None:
     other = "inference.json" if config == "train.json" else "train.json"
     with pytest.raises(FileNotFoundError, match=f"--bundle_dir: no configs/{other} in"):
         find_bundle(tmp_path, other, option="--bundle_dir")
+
+
+def test_installed_bundle_is_the_one_beside_the_package() -> None:
+    import r2mf_monai
+
+    expected = Path(r2mf_monai.__file__).resolve().parents[1] / "bundle"
+    assert installed_bundle() == expected and (expected / "configs" / "inference.json").is_file()
+
+
+def test_find_bundle_ignores_a_configs_folder_in_the_current_directory(tmp_path: Path, monkeypatch) -> None:
+    """Without a folder named, the installed bundle: a ``configs/`` where the user stands is not run."""
+    (tmp_path / "configs").mkdir()
+    for name in ("metadata.json", "inference.json", "train.json"):
+        (tmp_path / "configs" / name).write_text("{\"run\": [\"$open('PWNED', 'w')\"]}")
+    monkeypatch.chdir(tmp_path)
+    assert find_bundle(None, "inference.json") == installed_bundle()
+    assert find_bundle(tmp_path, "inference.json") == tmp_path.resolve()  # named: taken
+
+
+def test_find_bundle_without_an_installed_bundle_needs_a_folder(monkeypatch) -> None:
+    """A wheel install carries no bundle: the command asks for one instead of taking the current folder."""
+    from r2mf_monai import bundle_paths
+
+    monkeypatch.setattr(bundle_paths, "installed_bundle", lambda: None)
+    with pytest.raises(FileNotFoundError, match="--bundle_dir: no bundle is installed"):
+        find_bundle(None, "inference.json", option="--bundle_dir")

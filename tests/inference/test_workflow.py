@@ -14,15 +14,23 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from r2mf_monai.checkpoint import CheckpointMismatchError
-from r2mf_monai.inference.workflow import inference_overrides, run_inference_workflow
+from r2mf_monai.inference.workflow import (
+    check_overrides,
+    inference_overrides,
+    output_formats,
+    parse_device,
+    run_inference_workflow,
+)
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundle"
 MODEL = BUNDLE / "models" / "model.pt"
@@ -52,13 +60,100 @@ def _overrides(films: Path, out: Path, model: str | os.PathLike | None = None) -
     [
         (None, None, {}),
         (MODEL, None, {"ckpt_path": str(MODEL)}),
-        (None, "cuda:1", {"device": "$torch.device('cuda:1')"}),
-        (MODEL, "cpu", {"ckpt_path": str(MODEL), "device": "$torch.device('cpu')"}),
+        (None, "cpu", {"device": torch.device("cpu")}),  # a typed value, never an expression string
+        (MODEL, torch.device("cpu"), {"ckpt_path": str(MODEL), "device": torch.device("cpu")}),
     ],
 )
 def test_inference_overrides(model, device, expected, tmp_path):
     overrides = inference_overrides(os.path.relpath(BUNDLE), model=model, device=device, output_dir=str(tmp_path))
     assert overrides == {"bundle_root": str(BUNDLE), "output_dir": str(tmp_path), **expected}
+
+
+TOUCH = "__import__('pathlib').Path('PWNED').touch()"
+
+
+@pytest.mark.parametrize(
+    "device, expected",
+    [
+        (f"cpu') if {TOUCH} is None else torch.device('cpu", "is not a device"),
+        ("gpu", "is not a device"),
+        ("cuda:7", "is not available here"),
+    ],
+)
+def test_parse_device_refuses(device, expected, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=f"--device: .*{expected}"):
+        parse_device(device)
+    assert not (tmp_path / "PWNED").exists()
+
+
+@pytest.mark.parametrize(
+    "formats, expected",
+    [("png,nii", ["png", "nii"]), (["PNG", " dcmseg "], ["png", "dcmseg"]), ("png,png", ["png"])],
+)
+def test_output_formats(formats, expected):
+    assert output_formats(formats) == expected
+
+
+@pytest.mark.parametrize("formats", ["png,tiff", f"png,${TOUCH}", "", ["@output_dir"]])
+def test_output_formats_refuses(formats):
+    with pytest.raises(ValueError, match="--formats: "):
+        output_formats(formats)
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        ({"device": "$torch.device('cpu')"}, "device"),  # an expression
+        ({"output_formats": ["png", f"${TOUCH}"]}, "output_formats#1"),
+        ({"output_dir": "@bundle_root"}, "output_dir"),  # a reference
+        ({"dataset_dir": "%/tmp/other.json#dataset_dir"}, "dataset_dir"),  # a macro: reads another config
+        ({"output_dir": "/tmp/a::b"}, "output_dir"),  # rewritten to "a#b" by the parser
+        ({"review": {"_target_": "os.system", "command": "true"}}, "review"),  # an object to build
+        ({"network_def": {"_target_": "os.system", "command": "true"}}, "network_def#_target_"),
+        ({"network_def": {"_target_": "r2mf_monai.networks.R2MFNet", "channels": "$[1]"}}, "network_def#channels"),
+        ({"$x": 1}, "$x"),
+    ],
+)
+def test_check_overrides_refuses_what_the_parser_would_evaluate(overrides, key):
+    with pytest.raises(ValueError, match=re.escape(key)):
+        check_overrides(overrides)
+
+
+def test_check_overrides_keeps_plain_values():
+    plain = {
+        "output_dir": "/data/$HOME/@x/100%",  # "$", "@" and "%" inside a path are literal to the parser
+        "device": torch.device("cpu"),
+        "network_def": {"_target_": "r2mf_monai.networks.R2MFNet", "channels": [8, 16, 32, 64]},
+        "handlers#1#_disabled_": True,
+    }
+    assert check_overrides(plain) == plain
+
+
+def test_a_device_object_is_not_evaluated_again():
+    """MONAI's parser keeps a non-string override as it is: the typed device is what the config's ``@device`` is."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser({"device": "$torch.device('cuda')", "kind": "$@device.type"})
+    parser.update(inference_overrides(BUNDLE, device="cpu"))
+    assert parser.get_parsed_content("device") == torch.device("cpu") and parser.get_parsed_content("kind") == "cpu"
+
+
+def test_run_inference_workflow_refuses_an_unknown_key(films, tmp_path):
+    with pytest.raises(ValueError, match="precison: no such key in .*inference.json"):
+        run_inference_workflow(BUNDLE, {**_overrides(films, tmp_path / "out"), "precison": "fp32"})
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_inference_workflow_unwraps_a_user_error(tmp_path, capsys):
+    """An empty folder fails inside MONAI's ConfigExpression: the error is the ValueError naming the folder; the log
+    (bundle/configs/logging.conf: stdout) says which bundle ran."""
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no radiograph .* found in .*empty") as info:
+        run_inference_workflow(BUNDLE, _overrides(tmp_path / "empty", tmp_path / "out"))
+    assert info.value.__suppress_context__
+    version = json.loads((BUNDLE / "configs" / "metadata.json").read_text())["version"]
+    assert f"bundle {BUNDLE}, version {version}" in capsys.readouterr().out
 
 
 def test_inference_overrides_missing_model(tmp_path):
