@@ -12,6 +12,11 @@
 """Reading mask files and radiographs for the measurement: PNG/JPEG/TIFF/BMP, DICOM (also single-frame DICOM SEG)
 and NIfTI, with the pixel spacing the file carries, so that the measurement layer needs nothing but masks and pixel
 spacing.
+
+A mask is binary: :func:`read_mask` refuses a file with more than two values, or values other than 0 and 1 or 0 and
+255 (a radiograph, an overlay, a lossy JPEG), naming it, so that a wrong folder is an error and not a report of
+angles measured on a picture. :func:`mask_files` picks the masks of a folder: the ``*_mask.*`` files when it has
+any (what ``r2mf-monai infer`` writes), never r2mf-monai's other outputs (overlays, reports, Secondary Captures).
 """
 
 from __future__ import annotations
@@ -26,9 +31,16 @@ import numpy as np
 from r2mf_monai.constants import DICOM_SUFFIXES, NIFTI_SUFFIXES, RADIOGRAPH_SUFFIXES
 from r2mf_monai.measure.centreline import parse_spacing
 
-__all__ = ["MASK_SUFFIXES", "read_image", "read_mask", "stem"]
+__all__ = ["MASK_SUFFIXES", "check_binary", "mask_files", "read_image", "read_mask", "stem"]
 
 MASK_SUFFIXES: tuple[str, ...] = RADIOGRAPH_SUFFIXES  # a mask may come in any format a radiograph does
+
+# the postfix of the masks r2mf-monai writes (SaveSegmentationd's ``output_postfix``) and of its outputs that are
+# pictures or reports, not masks (``overlay_postfix``, the Secondary Capture, measure's reports)
+_MASK_POSTFIX = "_mask"
+_NOT_MASK_POSTFIXES = ("_overlay", "_sc", "_measurements")
+# one file per mask when infer wrote it in several formats: the one that carries the pixel spacing first
+_PREFERRED_SUFFIXES = NIFTI_SUFFIXES + DICOM_SUFFIXES
 
 
 def stem(path: Path) -> str:
@@ -38,6 +50,44 @@ def stem(path: Path) -> str:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return path.stem
+
+
+def mask_files(folder: str | os.PathLike) -> list[Path]:
+    """The mask files of ``folder`` (not its sub-folders, so never a ``measurements/`` folder inside it), sorted.
+
+    When the folder holds ``<name>_mask.<ext>`` files (what ``r2mf-monai infer`` writes), only those; otherwise every
+    file with a suffix of :data:`MASK_SUFFIXES` except r2mf-monai's overlays, Secondary Captures and reports. A mask
+    written in several formats (``_mask.png`` and ``_mask.nii.gz``) is taken once, NIfTI or DICOM first (they carry
+    the pixel spacing).
+    """
+    files = [
+        p
+        for p in Path(folder).iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(MASK_SUFFIXES)
+    ]
+    masks = [p for p in files if stem(p).lower().endswith(_MASK_POSTFIX)]
+    if not masks:
+        masks = [p for p in files if not stem(p).lower().endswith(_NOT_MASK_POSTFIXES)]
+    chosen: dict[str, Path] = {}
+    for p in sorted(masks, key=lambda p: (not p.name.lower().endswith(_PREFERRED_SUFFIXES), p.name)):
+        chosen.setdefault(stem(p), p)
+    return sorted(chosen.values())
+
+
+def check_binary(arr: np.ndarray, path: str | os.PathLike) -> np.ndarray:
+    """``arr`` when it is a binary mask: at most two values, drawn from 0 and 1 or from 0 and 255.
+
+    Raises:
+        ValueError: naming ``path`` and the values found, when it is not (a radiograph, an overlay, a lossy JPEG).
+    """
+    values = np.unique(arr)
+    if values.size > 2 or not (set(values.tolist()) <= {0, 1} or set(values.tolist()) <= {0, 255}):
+        shown = ", ".join(f"{v:g}" for v in values[:4].tolist()) + (", ..." if values.size > 4 else "")
+        raise ValueError(
+            f"{path} is not a binary mask ({values.size} values: {shown}; a mask holds 0 and 1 or 0 and 255): "
+            "give the masks, not the radiographs or the overlays"
+        )
+    return arr
 
 
 def _dicom_spacing(ds: Any) -> tuple[float, float] | None:
@@ -97,11 +147,17 @@ def read_mask(path: str | os.PathLike) -> tuple[np.ndarray, tuple[float, float] 
 
     Raises:
         FileNotFoundError: when ``path`` does not exist.
-        ValueError: when the file cannot be read as a 2-D mask.
+        ValueError: when the file cannot be read as a 2-D mask, or is not binary (:func:`check_binary`).
     """
+    arr, spacing, meta = _read_array(path)
+    return check_binary(arr, path), spacing, meta
+
+
+def _read_array(path: str | os.PathLike) -> tuple[np.ndarray, tuple[float, float] | None, dict]:
+    """Read any supported file as an (H, W) array with its spacing and facts (:func:`read_mask` without the check)."""
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"mask file not found: {p}")
+        raise FileNotFoundError(f"file not found: {p}")
     name = p.name.lower()
     try:
         if name.endswith(DICOM_SUFFIXES):
@@ -135,7 +191,7 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, tuple[float, float]
         FileNotFoundError: when ``path`` does not exist.
         ValueError: when the file cannot be read as a 2-D image.
     """
-    arr, spacing, meta = read_mask(path)
+    arr, spacing, meta = _read_array(path)
     img = arr.astype(np.float32)
     if meta.get("photometric") == "MONOCHROME1":
         img = img.max() - img

@@ -37,7 +37,7 @@ import numpy as np
 from r2mf_monai.constants import VIEWS
 from r2mf_monai.measure.centreline import parse_spacing
 from r2mf_monai.measure.levels import LevelModel
-from r2mf_monai.measure.readers import MASK_SUFFIXES, read_image, read_mask, stem
+from r2mf_monai.measure.readers import MASK_SUFFIXES, mask_files, read_image, read_mask, stem
 from r2mf_monai.measure.study import StudyReport, measure_study
 from r2mf_monai.outputs.atomic import write_json, write_with
 
@@ -176,7 +176,7 @@ def measure_path(
         files = [src]
         out = Path(output) if output is not None else src.parent / "measurements"
     else:
-        files = sorted(p for p in src.iterdir() if p.is_file() and p.name.lower().endswith(MASK_SUFFIXES))
+        files = mask_files(src)  # the *_mask.* files when there are any; never overlays, reports or sub-folders
         if not files:
             raise FileNotFoundError(f"no mask files ({', '.join(MASK_SUFFIXES)}) in {src}")
         out = Path(output) if output is not None else src / "measurements"
