@@ -25,11 +25,17 @@ modified. Only the standard library is used here, so any Python can run the ``--
 STUDIES is a folder of radiographs: PNG/JPEG (and single-frame ``.dcm`` files, listed with ``--extensions``).
 Labels saved from a viewer go to ``STUDIES/labels/final``; ``POST /train/<name>`` then fine-tunes the bundle on
 them (``configs/train.json`` through ``monai.bundle.run``) and writes the new ``model.pt`` into the app's copy.
+
+The server listens on 127.0.0.1 unless ``--host`` says otherwise. MONAI Label's authentication is off unless
+``MONAI_LABEL_AUTH_ENABLE=true`` (with a Keycloak realm: ``MONAI_LABEL_AUTH_REALM_URI``,
+``MONAI_LABEL_AUTH_CLIENT_ID``; see README.md): on any other host, without it, anyone who reaches the port can read
+the studies and labels and start training, and :func:`warn_if_exposed` says so in the log.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import logging
 import os
@@ -39,7 +45,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MONAILABEL_POSTPROCESSING", "main", "prepare_app", "server_command"]
+__all__ = [
+    "MONAILABEL_POSTPROCESSING",
+    "auth_enabled",
+    "is_loopback",
+    "main",
+    "prepare_app",
+    "server_command",
+    "warn_if_exposed",
+]
 
 logger = logging.getLogger("r2mf_monai.monailabel")
 
@@ -63,6 +77,43 @@ MONAILABEL_POSTPROCESSING = [
 # Label lists them for its viewers and, unless asked for another result_extension, writes a label in its image's
 # format with ITK, which has no GIF writer. Any other suffix of the reader's list can be added with --extensions.
 DEFAULT_EXTENSIONS = "*.png,*.jpg,*.jpeg,*.dcm"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is only reachable from this machine: ``localhost`` or a loopback address (127.0.0.0/8,
+    ::1). A host name is not resolved: any other name counts as reachable from elsewhere."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def auth_enabled(env: dict[str, str] | None = None) -> bool:
+    """Whether MONAI Label will check tokens: ``MONAI_LABEL_AUTH_ENABLE`` set to a true value, as MONAI Label's
+    settings (pydantic) read it from the environment."""
+    value = (os.environ if env is None else env).get("MONAI_LABEL_AUTH_ENABLE", "")
+    return value.strip().lower() in ("1", "true", "t", "yes", "y", "on")
+
+
+def warn_if_exposed(host: str, env: dict[str, str] | None = None) -> bool:
+    """Log a WARNING when the server will listen beyond this machine with MONAI Label's authentication off.
+
+    Returns:
+        whether it warned.
+    """
+    if is_loopback(host) or auth_enabled(env):
+        return False
+    logger.warning(
+        "MONAI Label will listen on %s with authentication off: anyone who can reach this port can read the studies "
+        "and labels, run inference and start training. Set MONAI_LABEL_AUTH_ENABLE=true with a Keycloak realm "
+        "(MONAI_LABEL_AUTH_REALM_URI, MONAI_LABEL_AUTH_CLIENT_ID; scripts/monailabel/README.md), or keep "
+        "--host 127.0.0.1",
+        host,
+    )
+    return True
 
 
 def _parse_override(text: str) -> tuple[str, Any]:
@@ -219,7 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", default=str(REPO / "bundle"), help="bundle folder (default: %(default)s)")
     parser.add_argument("--name", default=DEFAULT_NAME, help="model name in MONAI Label (default: %(default)s)")
     parser.add_argument("--model", default=None, help="model.pt to serve (default: BUNDLE/models/model.pt)")
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s; see README.md before another)"
+    )
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--extensions", default=DEFAULT_EXTENSIONS, help="image file patterns (default: %(default)s)")
     parser.add_argument(
@@ -235,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = dict(_parse_override(o) for o in args.override)
     app = prepare_app(args.app_dir, args.bundle, args.name, args.model, overrides)
     cmd = server_command(app, studies, args.name, args.host, args.port)
+    warn_if_exposed(args.host)
     env = dict(os.environ)
     # the monailabel launcher runs whatever `python` is first on PATH: pin it to this interpreter
     env["MONAILABEL_PYEXE"] = sys.executable

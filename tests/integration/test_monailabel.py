@@ -39,7 +39,8 @@ from PIL import Image
 
 from tests.integration.conftest import REPO, TINY_CHANNELS, TINY_IMAGE_SIZE, dice, infer_reference
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+# the server tests (marked slow and integration) need MONAI Label's venv; the launcher's host check (at the end)
+# runs in the core venv without a server
 
 MODEL = "r2mf_spine"
 START_TIMEOUT_S = 120
@@ -171,6 +172,8 @@ def _infer(server: dict, image: Path) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(body)))
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_server_lists_bundle_as_2d_segmentation(server: dict) -> None:
     model = server["info"]["models"][MODEL]
     assert model["type"] == "segmentation"
@@ -179,6 +182,8 @@ def test_server_lists_bundle_as_2d_segmentation(server: dict) -> None:
     assert MODEL in server["info"]["trainers"]
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 @pytest.mark.parametrize("index", [0, 3])  # a PNG and the DICOM radiograph
 def test_infer_returns_mask_of_image_size(server: dict, reference_masks: dict, index: int) -> None:
     image = server["images"][index]
@@ -190,6 +195,8 @@ def test_infer_returns_mask_of_image_size(server: dict, reference_masks: dict, i
     assert dice(mask, reference) >= 0.99, image.name
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_train_through_monailabel(server: dict, tiny_data: Path) -> None:
     # save the three PNG studies' labels as a user's final annotations (0/255 PNG masks)
     for image in server["images"][:3]:
@@ -219,3 +226,37 @@ def test_train_through_monailabel(server: dict, tiny_data: Path) -> None:
     # the server serves the new model
     image = server["images"][0]
     assert _infer(server, image).shape == _image_size(image)
+
+
+def _launcher():
+    """scripts/monailabel/start_server.py as a module (it uses only the standard library and r2mf_monai)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("start_server", REPO / "scripts" / "monailabel" / "start_server.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    "host, env, warns",
+    [
+        ("127.0.0.1", {}, False),
+        ("localhost", {}, False),
+        ("::1", {}, False),
+        ("127.0.1.1", {}, False),
+        ("0.0.0.0", {}, True),
+        ("192.168.1.20", {"MONAI_LABEL_AUTH_ENABLE": "false"}, True),
+        ("spine-server.hospital.org", {}, True),  # a name is not resolved: it may be reachable
+        ("0.0.0.0", {"MONAI_LABEL_AUTH_ENABLE": "true"}, False),
+        ("::", {"MONAI_LABEL_AUTH_ENABLE": "1"}, False),
+    ],
+)
+def test_warns_when_the_server_is_reachable_without_auth(host, env, warns, caplog) -> None:
+    launcher = _launcher()
+    with caplog.at_level("WARNING", logger="r2mf_monai.monailabel"):
+        assert launcher.warn_if_exposed(host, env) is warns
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(lines) == int(warns)
+    if warns:
+        assert host in lines[0] and "MONAI_LABEL_AUTH_ENABLE=true" in lines[0]
