@@ -355,6 +355,23 @@ def write_secondary_capture(
     return Path(output)
 
 
+def _copy_body_part_and_laterality(src: Dataset, sc: Dataset) -> None:
+    """Body Part Examined and Laterality (General Series, Type 2C: needed for a paired or an unknown body part).
+
+    With a body part, it is copied, and the source's Laterality when it has a value (the source knows whether its
+    part is paired; an empty one on an unpaired part, as on pydicom's CSPINE test films, is an error). Without one,
+    Laterality is required: the source's, else empty (unknown), which ``dciodvfy`` accepts with a warning where a
+    missing one is an error (real anonymised films often have neither).
+    """
+    body_part = str(src.get("BodyPartExamined", "") or "").strip()
+    if body_part:
+        sc.BodyPartExamined = body_part
+        if src.get("Laterality"):
+            sc.Laterality = src.Laterality
+    else:
+        sc.Laterality = src.get("Laterality", "") or ""
+
+
 def _build_sc(
     ds: Dataset,
     picture: np.ndarray,
@@ -366,6 +383,11 @@ def _build_sc(
     from r2mf_monai import __version__
 
     src = _header_copy(ds)
+    # highdicom (0.23+) copies the character set and refuses the empty first value of a valid multi-valued one
+    # (``\\ISO 2022 IR 87``): it is set after building, as the source has it
+    charset = src.get("SpecificCharacterSet")
+    if charset is not None:
+        del src.SpecificCharacterSet
     sc = hd.sc.SCImage.from_ref_dataset(
         ref_dataset=src,
         pixel_array=np.ascontiguousarray(picture, dtype=np.uint8),
@@ -387,11 +409,9 @@ def _build_sc(
     # Type 2C in General Image (no Image Orientation): the source's, empty when it has none. A down-sampled picture
     # keeps its directions, and the caption band on top does not turn it.
     sc.PatientOrientation = src.get("PatientOrientation", "")
-    if "SpecificCharacterSet" in src:  # the copied patient name is in the source's character set
-        sc.SpecificCharacterSet = src.SpecificCharacterSet
-    for keyword in ("BodyPartExamined", "Laterality"):
-        if src.get(keyword):
-            setattr(sc, keyword, src.get(keyword))
+    if charset is not None:  # the copied patient name is in the source's character set
+        sc.SpecificCharacterSet = charset
+    _copy_body_part_and_laterality(src, sc)
     # what the picture is made from (General Image, Type 3): the source image
     reference = Dataset()
     reference.ReferencedSOPClassUID = src.SOPClassUID

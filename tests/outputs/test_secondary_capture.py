@@ -23,6 +23,7 @@ from pathlib import Path
 import highdicom as hd
 import numpy as np
 import pydicom
+import pydicom.data
 import pytest
 from PIL import Image
 
@@ -121,6 +122,31 @@ def test_dciodvfy_no_errors(tmp_path, spacing, orientation, attributes, empty):
     assert dciodvfy_errors(out) == []
     if attributes.get("PatientName"):
         assert str(pydicom.dcmread(out).PatientName) == "Müller^Anna"
+
+
+# real files from pydicom's test data: character sets (an empty first value of a multi-valued one, GB18030), a CR
+# of the cervical spine with an empty Laterality, a secondary capture without body part and laterality
+REAL_FILES = [
+    "charset_files/chrH31.dcm",
+    "charset_files/chrX2.dcm",
+    "charset_files/chrFren.dcm",
+    "test_files/dicomdirtests/77654033/CR1/6154",
+    "test_files/image_dfl.dcm",
+]
+
+
+@pytest.mark.skipif(DCIODVFY is None, reason="dciodvfy binary absent (Debian: apt-get install dicom3tools)")
+@pytest.mark.parametrize("name", REAL_FILES)
+def test_dciodvfy_no_errors_real_files(tmp_path, name):
+    path = Path(pydicom.data.__file__).parent / name  # in pydicom's wheel: nothing is downloaded
+    src = pydicom.dcmread(path, stop_before_pixels=True)
+    mask = np.zeros((src.Rows, src.Columns), bool)
+    mask[1:-1, src.Columns // 2 - 1 : src.Columns // 2 + 1] = True
+    out = write_secondary_capture(path, mask, tmp_path / "sc.dcm")
+    assert dciodvfy_errors(out) == []
+    sc = pydicom.dcmread(out)
+    assert (sc.PatientName, sc.StudyInstanceUID) == (src.PatientName, src.StudyInstanceUID)
+    assert sc.get("SpecificCharacterSet") == src.get("SpecificCharacterSet")
 
 
 @pytest.mark.skipif(DCIODVFY is None, reason="dciodvfy binary absent (Debian: apt-get install dicom3tools)")
