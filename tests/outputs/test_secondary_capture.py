@@ -261,6 +261,20 @@ def test_save_segmentation_writes_sc_for_dicom_only(tmp_path, caplog):
     assert "dicom_sc" not in out["pred_files"] and not (tmp_path / "out" / "photo_sc.dcm").exists()
 
 
+def test_save_segmentation_writes_no_sc_without_a_spine(tmp_path, caplog):
+    """A film the post-processing found no spine on (SpinePlausibilityd's verdict) gets no SC."""
+    from r2mf_monai.outputs import SaveSegmentationd
+
+    pixels, _ = _film()
+    make_dx(tmp_path / "ankle.dcm", pixels, BodyPartExamined="ANKLE")
+    d = _saver_input(tmp_path / "ankle.dcm")
+    d["spine"] = {"spine_found": False, "reason": "no spine found: the DICOM BodyPartExamined is ANKLE"}
+    with caplog.at_level(logging.WARNING):
+        out = SaveSegmentationd(output_dir=tmp_path / "out", formats=("png", "sc"), overlay=False)(d)
+    assert "ankle.dcm: no DICOM Secondary Capture written (no spine found: the DICOM BodyPartExamined" in caplog.text
+    assert "dicom_sc" not in out["pred_files"] and not (tmp_path / "out" / "ankle_sc.dcm").exists()
+
+
 @pytest.mark.slow
 def test_infer_formats_sc(tmp_path):
     """``r2mf-monai infer --formats png,sc`` with the shipped weights: one SC per DICOM film, in its study, that the
