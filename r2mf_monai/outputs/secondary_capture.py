@@ -44,8 +44,9 @@ from r2mf_monai.measure.centreline import MaskNotMeasurableError
 from r2mf_monai.measure.cobb import ViewMeasurement, measure_mask
 from r2mf_monai.outputs.atomic import atomic_write
 
-# the SEG writer's header reading and its fixes of legacy (ACR-NEMA) dates and times: one place for both outputs
-from r2mf_monai.outputs.dicom_seg import _normalise_dates_and_times, _source_name, read_dicom_header
+# the SEG writer's header reading, the Type 2 patient/study attributes it makes present and its fixes of legacy
+# (ACR-NEMA) dates and times: one place for both outputs
+from r2mf_monai.outputs.dicom_seg import _TYPE2_COPIED, _normalise_dates_and_times, _source_name, read_dicom_header
 from r2mf_monai.outputs.overlay import overlay_mask
 
 __all__ = ["burn_in_measurement", "measure_for_capture", "measurement_summary", "write_secondary_capture"]
@@ -55,18 +56,6 @@ logger = logging.getLogger(__name__)
 #: First line of every caption: what made the picture and what it is not.
 CAPTION_TITLE = "R2MF-Net spinal column (research use, not for diagnosis)"
 
-# Type 2 patient/study attributes an SC copies from its source; empty when an (anonymised) source lacks them
-_TYPE2_COPIED = (
-    "PatientName",
-    "PatientID",
-    "PatientBirthDate",
-    "PatientSex",
-    "AccessionNumber",
-    "StudyID",
-    "StudyDate",
-    "StudyTime",
-    "ReferringPhysicianName",
-)
 _REQUIRED = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID")
 
 
