@@ -142,6 +142,6 @@ class ReviewFlag:
             "flagged": sum(r["flagged"] for r in self.records),
             "images": self.records,
         }
-        with atomic_write(path) as tmp, open(tmp, "w") as f:
+        with atomic_write(path, root=self.output_dir) as tmp, open(tmp, "w") as f:
             json.dump(report, f, indent=2)
         logger.info("review scores of %d images written to %s", len(self.records), path)

@@ -29,6 +29,7 @@ exports the ONNX file from ``models/model.pt`` when it is missing).
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from pathlib import Path
@@ -118,16 +119,26 @@ class OnnxRuntimeNetwork(nn.Module):
         return f"path='{self.path}', input_shape={self.input_shape}"
 
 
-def _inline_external_data(path: Path) -> None:
-    """Put the weights that the dynamo exporter wrote to a side file (``<path>.data``) into the model itself, so the
-    exported file is complete under its final name (the side file would keep the temporary name)."""
-    side = Path(f"{path}.data")
-    if not side.is_file():
-        return
-    import onnx
+def _embed_external_data(path: Path) -> None:
+    """Make ``path`` one self-contained file: weights kept in side files (the exporter's ``<name>.data``, named after
+    the temporary file it was given) are read in, saved inside the model, and the side files removed.
 
-    onnx.save_model(onnx.load(str(path)), str(path))  # load_external_data=True reads the side file in
-    side.unlink()
+    The model is far under protobuf's 2 GB limit (R2MF-Net: tens of MB), so embedding is always possible; a model
+    file alone is what ``--backend onnxruntime`` and a copy to another machine need.
+    """
+    import onnx
+    from onnx.external_data_helper import ExternalDataInfo, _get_all_tensors, uses_external_data
+
+    model = onnx.load(str(path), load_external_data=False)
+    sides = {ExternalDataInfo(t).location for t in _get_all_tensors(model) if uses_external_data(t)}
+    if not sides:
+        return
+    onnx.load_external_data_for_model(model, str(path.parent))
+    onnx.save_model(model, str(path), save_as_external_data=False)
+    for location in sides:
+        side = path.parent / location
+        if side.resolve().parent == path.parent.resolve():  # only a side file beside the model, never elsewhere
+            side.unlink(missing_ok=True)
 
 
 def export_onnx(
@@ -143,7 +154,7 @@ def export_onnx(
 
     Uses :func:`monai.networks.utils.convert_to_onnx` (PyTorch's exporter; torch >= 2.6 needs ``onnxscript``) and,
     with ``verify``, checks ONNX Runtime's output against PyTorch's on a random input. The file is written to a
-    temporary name in the same folder and renamed.
+    temporary name in the same folder and renamed, with the weights inside it (no ``.data`` side file).
 
     Args:
         network: the R2MF-Net (e.g. the bundle's ``network_def``).
@@ -181,8 +192,10 @@ def export_onnx(
             use_ort=verify,
             rtol=rtol,
             atol=atol,
+            # the weights inside the model: a side file would be named after the temporary file
+            **({"external_data": False} if "external_data" in inspect.signature(torch.onnx.export).parameters else {}),
         )
-        _inline_external_data(tmp)
+        _embed_external_data(tmp)
     logger.info("exported ONNX model to %s", output)
     return output
 

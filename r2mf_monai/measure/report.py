@@ -77,14 +77,14 @@ def write_report(
     """
     out = Path(output_dir)
     json_path = out / f"{report.patient_id}_measurements.json"
-    write_json(json_path, report.to_dict(), allow_nan=False)
+    write_json(json_path, report.to_dict(), allow_nan=False, root=out)
     logger.info("measurements of %s written to %s", report.patient_id, json_path)
     paths = {"report": str(json_path)}
     if figure:
         from r2mf_monai.measure.figure import draw_study
 
         png_path = out / f"{report.patient_id}_measurements.png"
-        write_with(png_path, lambda tmp: draw_study(report, tmp, images=images))
+        write_with(png_path, lambda tmp: draw_study(report, tmp, images=images), root=out)
         logger.info("figure of %s written to %s", report.patient_id, png_path)
         paths["figure"] = str(png_path)
     return paths
@@ -97,10 +97,16 @@ def _find_image(images: Path | None, stem: str) -> Path | None:
         return images
     bare = re.sub(r"_(?:mask|seg|label|labels|pred)$", "", stem, flags=re.I)
     for name in dict.fromkeys((stem, bare)):
-        for suffix in MASK_SUFFIXES:
-            p = images / f"{name}{suffix}"
-            if p.is_file():
-                return p
+        # of two radiographs with one stem, the one first in sorted order, as r2mf-monai infer names their outputs
+        # (y.dcm -> y_mask.png, y.png -> y_png_mask.png; SaveSegmentationd)
+        found = sorted(p for p in (images / f"{name}{suffix}" for suffix in MASK_SUFFIXES) if p.is_file())
+        if found:
+            return found[0]
+    renamed = re.fullmatch(r"(.+?)_([a-z0-9]+(?:_gz)?)", bare, flags=re.I)  # y_png -> y.png, x_nii_gz -> x.nii.gz
+    if renamed:
+        p = images / f"{renamed[1]}.{renamed[2].replace('_', '.')}"
+        if p.is_file() and p.name.lower().endswith(MASK_SUFFIXES):
+            return p
     return None
 
 
@@ -127,6 +133,7 @@ def measure_path(
     figure: bool = True,
     view: str = "coronal",
     lowest_level: str = "auto",
+    sub_folders: bool = True,
 ) -> dict[str, dict[str, str]]:
     """Measure a mask file or a folder of masks and write one report (JSON + PNG) per patient.
 
@@ -151,6 +158,11 @@ def measure_path(
             Defaults to ``"coronal"``: a single film is measured as a coronal one and gets its Lenke classification.
         lowest_level: where the masks end: ``"auto"``, ``"S"`` (sacrum included) or ``"L5"`` (see
             :func:`.cobb.measure_mask`). Defaults to ``"auto"``.
+        sub_folders: also measure the sub-folders of ``masks`` that hold ``*_mask.*`` files, as ``r2mf-monai infer``
+            lays out the masks of an input folder with sub-folders (``a/x.png`` gives ``OUT/a/x_mask.png``): the
+            reports of ``OUT/a`` go to ``output/a``, its radiographs are looked up in ``images/a``, and its patients
+            are keyed ``a/<patient>``. Report folders (``output``, ``measurements``) are never searched. Defaults to
+            ``True``.
 
     Returns:
         patient -> ``{"report": ..., "figure": ..., "summary": ...}``.
@@ -168,6 +180,13 @@ def measure_path(
     src = Path(masks)
     if not src.exists():
         raise FileNotFoundError(f"masks not found: {src}")
+    nested = _mask_sub_folders(src, output) if sub_folders and src.is_dir() else []
+    if nested:
+        settings = {
+            "spacing": spacing, "orientation": orientation, "min_cobb": min_cobb, "smoothing": smoothing,
+            "sacrum_mm": sacrum_mm, "figure": figure, "view": view, "lowest_level": lowest_level,
+        }  # fmt: skip
+        return _measure_sub_folders(src, nested, output, images, settings)
     img_root = None if images is None else Path(images)
     if img_root is not None and not img_root.exists():
         raise FileNotFoundError(f"images not found: {img_root}")
@@ -241,4 +260,43 @@ def measure_path(
         paths["summary"] = _summary(report)
         logger.info("%s: %s", patient, paths["summary"])
         results[patient] = paths
+    return results
+
+
+def _mask_sub_folders(src: Path, output: str | os.PathLike | None) -> list[Path]:
+    """The sub-folders of ``src`` (relative to it, sorted) holding masks ``r2mf-monai infer`` wrote (``*_mask.*``);
+    never the report folder (``output``, or ``measurements``) or a folder inside it."""
+    out = (Path(output) if output is not None else src / "measurements").resolve()
+    found = []
+    for folder in sorted(p for p in src.rglob("*") if p.is_dir()):
+        rel = folder.relative_to(src)
+        if "measurements" in rel.parts or folder.resolve() == out or out in folder.resolve().parents:
+            continue
+        if any(
+            f.is_file() and f.name.lower().endswith(MASK_SUFFIXES) and stem(f).lower().endswith("_mask")
+            for f in folder.iterdir()
+        ):
+            found.append(rel)
+    return found
+
+
+def _measure_sub_folders(
+    src: Path, nested: list[Path], output: str | os.PathLike | None, images: str | os.PathLike | None, settings: dict
+) -> dict[str, dict[str, str]]:
+    """:func:`measure_path` on ``src`` (when it holds masks itself) and on each of its ``nested`` sub-folders."""
+    out = Path(output) if output is not None else src / "measurements"
+    img_root = None if images is None else Path(images)
+    results: dict[str, dict[str, str]] = {}
+    if mask_files(src):
+        results.update(measure_path(src, output=out, images=images, sub_folders=False, **settings))
+    for rel in nested:
+        imgs = img_root / rel if img_root is not None and img_root.is_dir() else None
+        found = measure_path(
+            src / rel,
+            output=out / rel,
+            images=imgs if imgs is not None and imgs.is_dir() else None,
+            sub_folders=False,
+            **settings,
+        )
+        results.update({f"{rel.as_posix()}/{patient}": paths for patient, paths in found.items()})
     return results

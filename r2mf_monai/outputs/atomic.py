@@ -14,6 +14,10 @@
 Not from the paper: a project rule (design.md, "Habits") so that an interrupted run never leaves a half-written
 mask, overlay, table or DICOM object under its final name. :func:`atomic_write` is the one writer; :func:`write_with`,
 :func:`write_text` and :func:`write_json` are its short forms, used by every module and script that writes a file.
+
+A writer that writes into an output folder passes it as ``root``: a final path that resolves outside it (``..`` in a
+name, a symbolic link on the way) is refused before any folder is made. :func:`confined_path` builds such a path from
+name parts that come from outside (file names, DICOM attributes) and refuses a part that is not one plain name.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "full_suffix", "write_json", "write_text", "write_with"]
+__all__ = ["atomic_write", "check_inside", "confined_path", "full_suffix", "write_json", "write_text", "write_with"]
 
 # compressed containers whose writers pick the codec from the last suffix and the format from the one before
 _COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst")
@@ -48,8 +52,70 @@ def full_suffix(path: str | os.PathLike) -> str:
     return suffixes[-1] if suffixes else ""
 
 
+def check_inside(path: str | os.PathLike, root: str | os.PathLike) -> Path:
+    """Refuse ``path`` when it does not resolve to a place strictly inside the folder ``root``.
+
+    Both are resolved with :func:`os.path.realpath` (symbolic links followed, ``..`` applied after them), so a link
+    in the output folder that points elsewhere, or a name such as ``../../x``, is caught; the parts of ``path`` that
+    do not exist yet are taken as written.
+
+    Args:
+        path: the path about to be written.
+        root: the output folder it must stay in.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path` (unchanged).
+
+    Raises:
+        ValueError: naming the path and the folder, when it resolves outside ``root`` (or to ``root`` itself).
+    """
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    if real == real_root or os.path.commonpath([real_root, real]) != real_root:
+        raise ValueError(
+            f"refusing to write {os.fspath(path)!r}: it resolves to {real!r}, outside the output folder "
+            f"{os.fspath(root)!r} ({real_root!r})."
+        )
+    return Path(path)
+
+
+def confined_path(root: str | os.PathLike, *parts: str) -> Path:
+    """``root/part/part...`` from name parts that come from outside (a file name, a DICOM attribute), checked.
+
+    Each part must be one plain name: not empty, not ``.`` or ``..``, without a path separator (``/``, ``\\``) or
+    a NUL character. The joined path must then resolve inside ``root`` (:func:`check_inside`).
+
+    Example::
+
+        confined_path("out", "P0001_coronal", "P0001_coronal_mask.png")  # Path("out/P0001_coronal/P0001_...png")
+
+    Args:
+        root: the output folder.
+        parts: the folder and file names below it.
+
+    Returns:
+        The joined path.
+
+    Raises:
+        ValueError: naming the part (or the path) and the folder, for a part that is not a plain name or a path that
+            resolves outside ``root``.
+    """
+    if not parts:
+        raise ValueError(f"no file name given below the output folder {os.fspath(root)!r}.")
+    for part in parts:
+        text = str(part)
+        if text in ("", ".", "..") or any(c in text for c in ("/", "\\", "\0", os.sep)):
+            raise ValueError(
+                f"{text!r} is not a plain file name (no separator, '.', '..' or NUL): refusing to write it under "
+                f"the output folder {os.fspath(root)!r}."
+            )
+    return check_inside(Path(root).joinpath(*(str(p) for p in parts)), root)
+
+
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, makedirs: bool = True) -> Iterator[Path]:
+def atomic_write(
+    path: str | os.PathLike, makedirs: bool = True, root: str | os.PathLike | None = None
+) -> Iterator[Path]:
     """Context manager yielding a temporary path next to ``path``; renamed to ``path`` when the block succeeds.
 
     The temporary name keeps the suffix (``name.tmp-1a2b3c4d.png``, ``name.tmp-1a2b3c4d.nii.gz``) so writers that
@@ -69,6 +135,8 @@ def atomic_write(path: str | os.PathLike, makedirs: bool = True) -> Iterator[Pat
     Args:
         path: the final file path.
         makedirs: create the parent folder when it does not exist. Defaults to ``True``.
+        root: the output folder ``path`` must resolve inside (:func:`check_inside`), checked before any folder is
+            made; ``None`` (no check) for writers whose caller chose the path itself.
 
     Yields:
         The temporary path to write to.
@@ -76,8 +144,11 @@ def atomic_write(path: str | os.PathLike, makedirs: bool = True) -> Iterator[Pat
     Raises:
         FileNotFoundError: when the parent folder does not exist and ``makedirs`` is ``False``, or when the block
             finished without writing the temporary file.
+        ValueError: when ``root`` is given and ``path`` resolves outside it (nothing is made or written).
     """
     final = Path(path)
+    if root is not None:
+        check_inside(final, root)
     parent = final.parent
     if makedirs:
         parent.mkdir(parents=True, exist_ok=True)
@@ -99,7 +170,12 @@ def atomic_write(path: str | os.PathLike, makedirs: bool = True) -> Iterator[Pat
             tmp.unlink()
 
 
-def write_with(path: str | os.PathLike, write: Callable[[Path], Any], makedirs: bool = True) -> Path:
+def write_with(
+    path: str | os.PathLike,
+    write: Callable[[Path], Any],
+    makedirs: bool = True,
+    root: str | os.PathLike | None = None,
+) -> Path:
     """Call ``write(tmp)`` inside :func:`atomic_write`: ``write`` writes the file it is given, which then becomes
     ``path``.
 
@@ -110,17 +186,26 @@ def write_with(path: str | os.PathLike, write: Callable[[Path], Any], makedirs: 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
     """
-    with atomic_write(path, makedirs=makedirs) as tmp:
+    with atomic_write(path, makedirs=makedirs, root=root) as tmp:
         write(tmp)
     return Path(path)
 
 
-def write_text(path: str | os.PathLike, text: str, makedirs: bool = True) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically; returns ``path``."""
-    return write_with(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), makedirs=makedirs)
+def write_text(
+    path: str | os.PathLike, text: str, makedirs: bool = True, root: str | os.PathLike | None = None
+) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically (inside ``root`` when given); returns ``path``."""
+    return write_with(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), makedirs=makedirs, root=root)
 
 
-def write_json(path: str | os.PathLike, content: Any, indent: int = 2, makedirs: bool = True, **kwargs: Any) -> Path:
+def write_json(
+    path: str | os.PathLike,
+    content: Any,
+    indent: int = 2,
+    makedirs: bool = True,
+    root: str | os.PathLike | None = None,
+    **kwargs: Any,
+) -> Path:
     """Write ``content`` as JSON (``json.dumps(content, indent=indent, **kwargs)`` and a final newline) to ``path``
-    atomically; returns ``path``."""
-    return write_text(path, json.dumps(content, indent=indent, **kwargs) + "\n", makedirs=makedirs)
+    atomically (inside ``root`` when given); returns ``path``."""
+    return write_text(path, json.dumps(content, indent=indent, **kwargs) + "\n", makedirs=makedirs, root=root)

@@ -25,6 +25,7 @@ column). Built with highdicom, with the fixes real CR/DX files need (each checke
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -39,7 +40,7 @@ from pydicom.sr.codedict import codes
 
 from r2mf_monai.outputs.atomic import atomic_write
 
-__all__ = ["read_dicom_header", "spinal_column_segment", "write_dicom_seg"]
+__all__ = ["read_dicom_header", "spinal_column_segment", "uid_file_part", "write_dicom_seg"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,25 @@ def _source_name(source: str | os.PathLike | Dataset) -> str:
             return filename
         return f"the source dataset (SOPInstanceUID {source.get('SOPInstanceUID', '?')})"
     return os.fspath(source)
+
+
+def uid_file_part(uid: object) -> str:
+    """A DICOM UID as part of a file name, so that no attribute value reaches a path unchecked.
+
+    A valid UID (pydicom's rule, :data:`pydicom.uid.RE_VALID_UID`: digits and dots, no leading zeros, at most 64
+    characters; matched on the whole text, so a trailing newline is refused too) is used as it is. Anything else
+    (``1/../../escaped``, an empty or missing value) is replaced by ``h`` and the first 16 hex digits of its SHA-256.
+
+    Args:
+        uid: the attribute's value (e.g. a dataset's ``SOPInstanceUID``), any type.
+
+    Returns:
+        A name part of digits and dots, or ``h`` and 16 hex digits.
+    """
+    text = "" if uid is None else str(uid)
+    if len(text) <= 64 and pydicom.uid.RE_VALID_UID.fullmatch(text):
+        return text
+    return "h" + hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 def read_dicom_header(path: str | os.PathLike) -> Dataset | None:
@@ -176,6 +196,7 @@ def write_dicom_seg(
     sop_instance_uid: str | None = None,
     algorithm_version: str | None = None,
     device_serial_number: str = "0000",
+    root: str | os.PathLike | None = None,
 ) -> Path:
     """Write a binary DICOM SEG of the spinal column, aligned pixel for pixel with a single-frame source image.
 
@@ -198,6 +219,7 @@ def write_dicom_seg(
         sop_instance_uid: UID of the SEG instance; a new one when ``None``.
         algorithm_version: version in the Algorithm Identification; defaults to ``r2mf_monai.__version__``.
         device_serial_number: Device Serial Number (Type 1 in Enhanced General Equipment). Defaults to ``"0000"``.
+        root: the output folder ``output`` must stay inside (see :func:`r2mf_monai.outputs.atomic.check_inside`).
 
     Returns:
         The written path.
@@ -273,7 +295,7 @@ def write_dicom_seg(
         # Type 2C in General Image when the image has no orientation: copy it, empty when the source has none
         seg.PatientOrientation = ds.get("PatientOrientation", "")
 
-    with atomic_write(output) as tmp:
+    with atomic_write(output, root=root) as tmp:
         if int(pydicom.__version__.split(".")[0]) >= 3:
             pydicom.dcmwrite(tmp, seg, enforce_file_format=True)
         else:  # pragma: no cover - pydicom 2.x

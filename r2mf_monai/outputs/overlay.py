@@ -164,19 +164,20 @@ def overlay_mask(
     return (rgb + 0.5).astype(np.uint8)
 
 
-def save_mask_png(mask: np.ndarray, path: str | os.PathLike) -> Path:
+def save_mask_png(mask: np.ndarray, path: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
     """Write an (H, W) mask as a single-channel uint8 PNG, 0 = background and 255 = foreground, atomically.
 
     Args:
         mask: (H, W) mask, foreground where ``> 0.5`` (bool, 0/1 or 0/255).
         path: the ``.png`` file to write.
+        root: the output folder ``path`` must stay inside (see :func:`r2mf_monai.outputs.atomic.check_inside`).
 
     Returns:
         The written path.
     """
     msk = _as_2d(mask, "mask")
     out = _binary(msk).astype(np.uint8) * 255
-    with atomic_write(path) as tmp:
+    with atomic_write(path, root=root) as tmp:
         Image.fromarray(out).save(tmp)
     return Path(path)
 
@@ -186,20 +187,23 @@ OVERLAY_PNG_COMPRESSION = 3
 1500 x 735 overlay: 57 ms against 208 ms), which matters because an overlay is written for every inference."""
 
 
-def save_overlay(image: np.ndarray, mask: np.ndarray, path: str | os.PathLike, **kwargs) -> Path:
+def save_overlay(
+    image: np.ndarray, mask: np.ndarray, path: str | os.PathLike, root: str | os.PathLike | None = None, **kwargs
+) -> Path:
     """Write :func:`overlay_mask` of ``image`` and ``mask`` as an RGB PNG, atomically.
 
     Args:
         image: (H, W) radiograph, bone bright.
         mask: (H, W) mask.
         path: the ``.png`` file to write.
+        root: the output folder ``path`` must stay inside (see :func:`r2mf_monai.outputs.atomic.check_inside`).
         kwargs: passed to :func:`overlay_mask` (``color``, ``alpha``, ``outline_width``, ``max_height``, ...).
 
     Returns:
         The written path.
     """
     rgb = overlay_mask(image, mask, **kwargs)
-    with atomic_write(path) as tmp:
+    with atomic_write(path, root=root) as tmp:
         Image.fromarray(rgb).save(tmp, format="PNG", compress_level=OVERLAY_PNG_COMPRESSION)
     return Path(path)
 

@@ -17,9 +17,11 @@ input picture.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import os
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ from monai.data import MetaTensor, NibabelWriter
 from monai.transforms import MapTransform
 from monai.utils import ImageMetaKey, ensure_tuple
 
-from r2mf_monai.outputs.atomic import atomic_write, full_suffix
+from r2mf_monai.outputs.atomic import atomic_write, check_inside, full_suffix
 from r2mf_monai.outputs.dicom_seg import read_dicom_header, write_dicom_seg
 from r2mf_monai.outputs.overlay import save_mask_png, save_overlay
 from r2mf_monai.transforms.readers import RADIOGRAPH_SUFFIXES
@@ -61,6 +63,12 @@ def output_stem(name: str | os.PathLike) -> str:
     name = Path(os.fspath(name)).name
     suffix = full_suffix(name)
     return name[: -len(suffix)] if suffix and suffix.lower() in _IMAGE_SUFFIXES else name
+
+
+def _numbered(candidates: Sequence[str]) -> Iterator[str]:
+    """The candidates, then the last one with ``_2``, ``_3``... appended."""
+    yield from candidates
+    yield from (f"{candidates[-1]}_{n}" for n in itertools.count(2))
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -167,22 +175,39 @@ class SaveSegmentationd(MapTransform):
         self.overlay_kwargs = {"max_height": overlay_max_height, **dict(overlay_kwargs or {})}
         self.seg_kwargs = dict(seg_kwargs or {})
         self._data_index = 0
+        self._bases: dict[str, str] = {}  # output base -> the source that owns it (see _output_base)
 
     def _output_base(self, source: Any) -> Path:
-        """``output_dir[/relative folders][/stem]/stem``, without postfix or suffix."""
+        """``output_dir[/relative folders][/stem]/stem``, without postfix or suffix, unique to ``source``.
+
+        Two sources that would share a base (``y.dcm`` and ``y.png`` in one folder, or ``a/x.png`` and ``b/x.png``
+        without ``data_root_dir``) must not mix or overwrite their outputs: the first one seen keeps ``<stem>``, a
+        later one gets ``<stem>_<suffix>`` (``y_png``), then ``<stem>_<suffix>_2``... with a warning naming both.
+        Inputs are seen in the sorted order of discovery, so a run names them the same way every time.
+        """
         if isinstance(source, (str, os.PathLike)) and os.fspath(source):
             path = Path(os.fspath(source))
             stem = output_stem(path.name)
             folder = self.output_dir
             if self.data_root_dir:
                 rel = os.path.relpath(os.path.abspath(path.parent), os.path.abspath(self.data_root_dir))
-                if not rel.startswith(os.pardir):
+                if rel != os.pardir and not rel.startswith(os.pardir + os.sep):
                     folder = folder / rel
+            owner = os.path.abspath(path)
+            suffix = full_suffix(path.name).lstrip(".").replace(".", "_").lower() or "file"
+            candidates = [stem, f"{stem}_{suffix}"]
         else:  # in-memory input: a running index, as SaveImage does
-            stem, folder = f"{self._data_index}", self.output_dir
-        if self.separate_folder:
-            folder = folder / stem
-        return folder / stem
+            folder, owner, candidates = self.output_dir, None, [f"{self._data_index}"]
+        taken_by = None
+        for stem in _numbered(candidates):
+            base = (folder / stem if self.separate_folder else folder) / stem
+            key = os.path.normcase(os.path.abspath(base))
+            if owner is None or self._bases.setdefault(key, owner) == owner:
+                break
+            taken_by = taken_by or self._bases[key]
+        if taken_by:
+            logger.warning("%s has the output name of %s: its outputs are named %s_*", owner, taken_by, stem)
+        return check_inside(base, self.output_dir)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
@@ -204,20 +229,36 @@ class SaveSegmentationd(MapTransform):
             base = self._output_base(source)
             files: dict[str, str] = {}
 
-            if "png" in self.formats:
-                files["mask_png"] = str(save_mask_png(mask_hw, f"{base}_{self.output_postfix}.png"))
-            if "nii" in self.formats:
-                files["mask_nii"] = str(self._write_nifti(pred, mask_hw, meta, f"{base}_{self.output_postfix}.nii.gz"))
-            if image_hw is not None:
-                path = f"{base}_{self.overlay_postfix}.png"
-                files["overlay_png"] = str(save_overlay(image_hw, mask_hw, path, **self.overlay_kwargs))
-            if "dcmseg" in self.formats:
-                header = read_dicom_header(source) if isinstance(source, (str, os.PathLike)) and source else None
-                if header is None:
-                    logger.warning("%s is not a DICOM file: no DICOM SEG written for it.", name)
-                else:
-                    path = f"{base}_{self.seg_postfix}.dcm"
-                    files["dicom_seg"] = str(write_dicom_seg(header, mask_hw, path, **self.seg_kwargs))
+            root = self.output_dir
+            try:
+                if "png" in self.formats:
+                    files["mask_png"] = str(save_mask_png(mask_hw, f"{base}_{self.output_postfix}.png", root=root))
+                if "nii" in self.formats:
+                    files["mask_nii"] = str(
+                        self._write_nifti(pred, mask_hw, meta, f"{base}_{self.output_postfix}.nii.gz", root)
+                    )
+                if image_hw is not None:
+                    path = f"{base}_{self.overlay_postfix}.png"
+                    files["overlay_png"] = str(save_overlay(image_hw, mask_hw, path, root=root, **self.overlay_kwargs))
+                if "dcmseg" in self.formats:
+                    header = read_dicom_header(source) if isinstance(source, (str, os.PathLike)) and source else None
+                    if header is None:
+                        logger.warning("%s is not a DICOM file: no DICOM SEG written for it.", name)
+                    else:
+                        path = f"{base}_{self.seg_postfix}.dcm"
+                        files["dicom_seg"] = str(write_dicom_seg(header, mask_hw, path, root=root, **self.seg_kwargs))
+            except OSError as e:
+                # one film whose outputs cannot be written (disk full, no permission, a file in the way of its
+                # folder) is named and skipped, and the run goes on; what it had written is removed: all or nothing
+                for written in files.values():
+                    with contextlib.suppress(OSError):
+                        os.remove(written)
+                reason = f"{e.strerror}: {e.filename}" if e.strerror and e.filename else (e.strerror or str(e))
+                logger.error("skipping %s: its outputs cannot be written (%s)", name, reason)
+                files_key = self.files_key or f"{key}_files"
+                d[files_key] = dict(d.get(files_key) or {})
+                self._data_index += 1
+                continue
 
             files_key = self.files_key or f"{key}_files"
             d[files_key] = {**dict(d.get(files_key) or {}), **files}
@@ -242,7 +283,7 @@ class SaveSegmentationd(MapTransform):
         return image.T
 
     @staticmethod
-    def _write_nifti(pred: Any, mask_hw: np.ndarray, meta: Mapping, path: str) -> Path:
+    def _write_nifti(pred: Any, mask_hw: np.ndarray, meta: Mapping, path: str, root: str | os.PathLike) -> Path:
         affine = pred.affine if isinstance(pred, MetaTensor) else meta.get("affine")
         affine = np.eye(4) if affine is None else _to_numpy(affine)
         writer = NibabelWriter(output_dtype=np.uint8)
@@ -251,7 +292,7 @@ class SaveSegmentationd(MapTransform):
         # No resampling, so the affine is set directly: MONAI 1.6.1's set_metadata(resample=False) fails on 2-D
         # data (TypeError in spatial_resample, Project-MONAI/MONAI#9068), and SaveImaged to NIfTI fails with it.
         writer.affine = affine
-        with atomic_write(path) as tmp:
+        with atomic_write(path, root=root) as tmp:
             writer.write(tmp, verbose=False)
         return Path(path)
 

@@ -38,6 +38,7 @@ __all__ = [
     "SpineSegWriterOperator",
     "find_bundle",
     "measurement_available",
+    "seg_file_names",
 ]
 
 logger = logging.getLogger(__name__)
@@ -194,6 +195,30 @@ class RadiographBundleInferenceOperator(Operator):
         op_output.emit(results, "seg_results")
 
 
+def seg_file_names(results: list[dict[str, Any]]) -> list[str]:
+    """``<source name>_seg.dcm`` for each result (``{"path": source file, "source": its dataset}``), in their order.
+
+    Two sources with the same file name (in two input folders) keep both SEGs: the one whose path sorts first keeps
+    the plain name, the other gets its SOPInstanceUID after the name. A DICOM attribute never reaches a path as it is:
+    the UID goes through :func:`r2mf_monai.outputs.dicom_seg.uid_file_part` (a valid UID is kept, anything else
+    such as ``1/../../escaped`` is hashed), and the writer refuses a path outside the output folder.
+    """
+    from r2mf_monai.outputs.dicom_seg import uid_file_part
+
+    names: dict[int, str] = {}
+    used: set[str] = set()
+    for i in sorted(range(len(results)), key=lambda k: str(results[k]["path"])):
+        stem = Path(results[i]["path"]).name
+        stem = stem[: -len(".dcm")] if stem.lower().endswith(".dcm") else stem
+        if stem in used:  # same file name in two input folders: keep both
+            stem = f"{stem}_{uid_file_part(results[i]['source'].get('SOPInstanceUID'))}"
+        while stem in used:  # the same instance twice: a number
+            stem = f"{stem}_{len(used)}"
+        used.add(stem)
+        names[i] = f"{stem}_seg.dcm"
+    return [names[i] for i in range(len(results))]
+
+
 class SpineSegWriterOperator(Operator):
     """Writes ``<source name>_seg.dcm`` (a DICOM SEG aligned with its source) for each result.
 
@@ -214,17 +239,15 @@ class SpineSegWriterOperator(Operator):
         spec.output("seg_files").condition(ConditionType.NONE)
 
     def compute(self, op_input, op_output, context) -> None:
+        from r2mf_monai.outputs.atomic import confined_path
         from r2mf_monai.outputs.dicom_seg import write_dicom_seg
 
         self.output_folder.mkdir(parents=True, exist_ok=True)
-        written, used = [], set()
-        for result in op_input.receive("seg_results"):
-            stem = Path(result["path"]).name
-            stem = stem[: -len(".dcm")] if stem.lower().endswith(".dcm") else stem
-            if stem in used:  # same file name in two input folders: keep both
-                stem = f"{stem}_{result['source'].SOPInstanceUID}"
-            used.add(stem)
-            out = write_dicom_seg(result["source"], result["mask"], self.output_folder / f"{stem}_seg.dcm")
+        written = []
+        results = list(op_input.receive("seg_results") or [])
+        for result, name in zip(results, seg_file_names(results), strict=True):
+            path = confined_path(self.output_folder, name)
+            out = write_dicom_seg(result["source"], result["mask"], path, root=self.output_folder)
             logger.info("DICOM SEG written: %s", out)
             written.append({"seg": str(out), "source": result["path"]})
         op_output.emit(written, "seg_files")

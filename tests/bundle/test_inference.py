@@ -310,3 +310,37 @@ def test_a_checkpoint_that_does_not_fit_is_one_line(
     else:
         assert "drop the overrides ['channels']" in lines[0]
     assert not list((tmp_path / "o").glob("*_mask.png"))
+
+
+def test_outputs_of_nested_inputs_do_not_collide_and_follow_the_umask(tiny_dataset: Path, tmp_path: Path) -> None:
+    """``a/x.png`` and ``b/x.png`` keep their folders, ``y.dcm`` and ``y.png`` their own outputs; an earlier run's
+    outputs in the input folder are not segmented, a stale ``skipped_inputs.json`` does not survive a clean run, and
+    every file of an infer + measure run has the mode the user's umask gives (0o666 & ~umask)."""
+    images = sorted((tiny_dataset / "images").iterdir())
+    dicom = next(p for p in images if p.suffix == ".dcm")
+    pngs = [p for p in images if p.suffix == ".png"][:3]
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    for rel, src in (("a/x.png", pngs[0]), ("b/x.png", pngs[1]), ("y.png", pngs[2]), ("y.dcm", dicom)):
+        (inputs / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src, inputs / rel)
+    shutil.copy(pngs[0], inputs / "old_mask.png")  # an earlier run's output: not a radiograph to segment
+    out.mkdir()
+    (out / "skipped_inputs.json").write_text('{"skipped": [{"image": "stale.png", "reason": "an earlier run"}]}')
+    umask = os.umask(0o027)
+    try:
+        run(
+            [sys.executable, "-m", "r2mf_monai.cli", "infer", str(inputs), str(out),
+             "--bundle_dir", str(REPO / "bundle"), "--formats", "png,nii,dcmseg", "--measure", "True"]
+        )  # fmt: skip
+    finally:
+        os.umask(umask)
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    masks = [w for w in written if w.endswith("_mask.png")]
+    assert masks == ["a/x_mask.png", "b/x_mask.png", "y_mask.png", "y_png_mask.png"], written
+    assert "y_seg.dcm" in written and "y_png_seg.dcm" not in written  # the SEG is y.dcm's, beside its own mask
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "y_mask.png")).shape, _input_size(inputs / "y.dcm"))
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "y_png_mask.png")).shape, _input_size(inputs / "y.png"))
+    assert "skipped_inputs.json" not in written and not any("old_mask_mask" in w for w in written)
+    assert any(w.startswith("measurements/") for w in written)
+    modes = {w: (out / w).stat().st_mode & 0o777 for w in written}
+    assert set(modes.values()) == {0o666 & ~0o027}, modes

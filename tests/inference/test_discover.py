@@ -11,13 +11,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from r2mf_monai.inference.discover import discover_inputs, is_candidate
+from r2mf_monai.inference.discover import check_output_dir, discover_inputs, is_candidate, is_output
 
 
 def _png(path: Path) -> None:
@@ -71,3 +72,87 @@ def test_nothing_to_segment_is_one_clear_error(tmp_path: Path, setup: str) -> No
         (folder / "x.dcm").write_bytes(b"garbage")
     with pytest.raises((FileNotFoundError, ValueError), match="radiographs"):
         discover_inputs(str(folder))
+
+
+def test_stale_skipped_report_does_not_survive_a_clean_run(tmp_path: Path) -> None:
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    _png(folder / "good.png")
+    (folder / "bad.png").write_bytes(b"\x89PNG broken")
+    report = out / "skipped_inputs.json"
+    discover_inputs(str(folder), skipped_report=str(report), output_dir=str(out))
+    assert report.is_file()
+    (folder / "bad.png").unlink()
+    discover_inputs(str(folder), skipped_report=str(report), output_dir=str(out))
+    assert not report.exists()
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("P1_mask.png", True),
+        ("P1_mask.nii.gz", True),
+        ("P1_overlay.png", True),
+        ("P1_seg.dcm", True),
+        ("P1_sc.dcm", True),
+        ("P1_measurements.png", True),
+        ("P1_mask.tmp-1a2b3c4d.png", True),  # an atomic writer's leftover after a kill -9
+        ("measurements/P1.png", True),
+        ("P1_coronal.png", False),
+        ("mask.png", False),
+        ("1.2.840.5", False),
+    ],
+)
+def test_is_output(tmp_path: Path, name: str, expected: bool) -> None:
+    assert is_output(tmp_path / name, tmp_path) is expected
+
+
+def test_own_outputs_and_the_output_folder_are_not_inputs(tmp_path: Path) -> None:
+    """An input folder that holds an earlier run's outputs (and this run's output folder): only radiographs."""
+    folder = tmp_path / "in"
+    (folder / "measurements").mkdir(parents=True)
+    (folder / "results").mkdir()
+    for name in ("P1.png", "P1_mask.png", "P1_overlay.png", "measurements/P1_measurements.png", "results/P1.png"):
+        _png(folder / name)
+    (folder / "P1_seg.dcm").write_bytes(b"\0" * 128 + b"DICM")
+    items = discover_inputs(str(folder), output_dir=str(folder / "results"))
+    assert [Path(i["image"]).relative_to(folder).as_posix() for i in items] == ["P1.png"]
+
+
+def test_output_folder_is_not_the_input_folder(tmp_path: Path) -> None:
+    _png(tmp_path / "P1.png")
+    with pytest.raises(ValueError, match=r"^output folder '.*' is the input folder") as err:
+        discover_inputs(str(tmp_path), output_dir=str(tmp_path / "." / ""))
+    assert "\n" not in str(err.value)
+
+
+def _read_only(path: Path) -> None:
+    path.mkdir()
+    path.chmod(0o500)
+
+
+UNWRITABLE = [
+    pytest.param(lambda p: p.write_text("a file where the folder should be"), id="file_in_the_way"),
+    pytest.param(lambda p: p.parent.rmdir() or p.parent.write_text("file"), id="file_on_the_way"),
+    pytest.param(
+        _read_only,
+        id="read_only",
+        marks=pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder"),
+    ),
+]
+
+
+@pytest.mark.parametrize("make", UNWRITABLE)
+def test_unwritable_output_folder_is_one_line(tmp_path: Path, make) -> None:
+    out = tmp_path / "parent" / "out"
+    out.parent.mkdir()
+    make(out)
+    with pytest.raises(ValueError, match=r"^output folder '.*out' cannot be written: \w") as err:
+        check_output_dir(out)
+    assert "\n" not in str(err.value)
+
+
+def test_output_folder_check_leaves_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "a" / "b"
+    assert check_output_dir(out) == str(out)
+    assert list(out.iterdir()) == []

@@ -30,6 +30,8 @@ from tests.integration.conftest import REPO, dice, infer_reference, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
+HOSTILE_UID = "1/../../../../escaped"
+
 
 def _toggle_photometric(src: Path, dst: Path) -> str:
     """Write ``src`` as the same picture in the other photometric interpretation (a new instance of its study), as a
@@ -90,6 +92,32 @@ def deploy_run(
 
 
 @pytest.fixture(scope="module")
+def hostile_run(
+    deploy_python: Path, tmp_path_factory: pytest.TempPathFactory, tiny_bundle: Path, tiny_data: Path
+) -> dict:
+    """Two files with one name in two folders, the second with a SOPInstanceUID that is a path out of the output
+    folder: the app used to write its SEG there (and make the folders on the way)."""
+    base = tmp_path_factory.mktemp("deploy_hostile")
+    inputs, output = base / "a" / "b" / "input", base / "a" / "b" / "output"
+    (inputs / "zz_again").mkdir(parents=True)
+    first = sorted(p for p in (tiny_data / "images").iterdir() if p.suffix == ".dcm")[0]
+    shutil.copy(first, inputs / first.name)
+    ds = pydicom.dcmread(first)
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = HOSTILE_UID
+    ds.SeriesInstanceUID = pydicom.uid.generate_uid()
+    ds.save_as(inputs / "zz_again" / first.name)
+    env = {"R2MF_MEASURE": "0"}
+    log = run(
+        [str(deploy_python), str(REPO / "scripts" / "deploy" / "app.py"), "-i", str(inputs), "-o", str(output), "-m",
+         str(tiny_bundle)],
+        cwd=base,
+        timeout=300,
+        env=env,
+    )  # fmt: skip
+    return {"base": base, "output": output, "first": first, "log": log}
+
+
+@pytest.fixture(scope="module")
 def reference_masks(tmp_path_factory: pytest.TempPathFactory, deploy_run: dict, tiny_bundle: Path) -> dict:
     out = tmp_path_factory.mktemp("deploy_reference")
     return {k: v > 0 for k, v in infer_reference(out, deploy_run["inputs"], tiny_bundle).items()}
@@ -143,3 +171,17 @@ def test_measurement_report_or_clean_skip(deploy_run: dict) -> None:
         assert not reports and "measurement report skipped" in deploy_run["log"]
         return
     assert reports, deploy_run["log"][-3000:]
+
+
+def test_a_uid_never_reaches_a_path(hostile_run: dict) -> None:
+    from r2mf_monai.outputs.dicom_seg import uid_file_part
+
+    base, output, stem = hostile_run["base"], hostile_run["output"], hostile_run["first"].stem
+    escaped = list(base.parent.rglob("*escaped*"))
+    assert escaped == [], escaped
+    assert [p.name for p in output.iterdir() if p.is_dir()] == []  # no folder made on the way either
+    hashed = f"{stem}_{uid_file_part(HOSTILE_UID)}_seg.dcm"
+    written = sorted(p.name for p in output.glob("*_seg.dcm"))
+    assert written == sorted([f"{stem}_seg.dcm", hashed]), hostile_run["log"][-3000:]
+    seg = pydicom.dcmread(output / hashed, stop_before_pixels=True)
+    assert seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0].ReferencedSOPInstanceUID == HOSTILE_UID

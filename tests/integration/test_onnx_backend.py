@@ -25,7 +25,7 @@ import pytest
 import torch
 from PIL import Image
 
-from r2mf_monai.inference.onnx_backend import OnnxRuntimeNetwork, onnx_overrides
+from r2mf_monai.inference.onnx_backend import OnnxRuntimeNetwork, export_onnx, onnx_overrides
 from tests.integration.conftest import TINY_IMAGE_SIZE, dice
 
 pytestmark = pytest.mark.slow
@@ -131,3 +131,24 @@ def test_backend_argument_errors(cli_runs: dict[str, Path], tmp_path: Path) -> N
     shutil.copytree(cli_runs["bundle"] / "configs", empty / "configs")
     with pytest.raises(FileNotFoundError, match="model.pt"):
         onnx_overrides(empty / "configs" / "inference.json", empty)
+
+
+def test_export_is_one_file_that_loads_alone(tmp_path: Path) -> None:
+    """The weights are inside the .onnx file: no side file (``<temporary name>.onnx.data``) is left, and the model
+    moved alone to a fresh folder loads and runs in ONNX Runtime."""
+    import onnxruntime as ort
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 1, 1))
+    made, fresh = tmp_path / "made", tmp_path / "fresh"
+    export_onnx(net, made / "model.onnx", image_size=16)
+    assert sorted(p.name for p in made.iterdir()) == ["model.onnx"]
+    fresh.mkdir()
+    shutil.move(made / "model.onnx", fresh / "model.onnx")
+    shutil.rmtree(made)
+    session = ort.InferenceSession(str(fresh / "model.onnx"), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).random((2, 1, 16, 16), dtype=np.float32)
+    (out,) = session.run(None, {"image": x})
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)

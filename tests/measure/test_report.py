@@ -275,3 +275,25 @@ def test_cli_measure(study_dir, tmp_path):
     result = measure(str(study_dir), output=str(tmp_path / "cli"), spacing=0.3, orientation="PA")
     assert "Lenke" in result["P0007"]["summary"]
     assert (tmp_path / "cli" / "P0007_measurements.json").is_file()
+
+
+def test_infer_output_folder_with_sub_folders(tmp_path, masks):
+    """``r2mf-monai infer`` keeps an input's sub-folders under its output folder (``a/x.png`` gives
+    ``OUT/a/x_mask.png``): each is measured into the same sub-folder of ``measurements``, with its radiographs, and
+    ``a/x`` and ``b/x`` stay two patients; the report folder is not searched."""
+    out, images = tmp_path / "out", tmp_path / "in"
+    for rel in ("", "a", "b"):
+        (out / rel).mkdir(parents=True, exist_ok=True)
+        (images / rel).mkdir(parents=True, exist_ok=True)
+    _save_png(out / "P2_coronal_mask.png", masks["coronal"])
+    for rel in ("a", "b"):
+        _save_png(out / rel / "x_mask.png", masks["coronal"])
+        _save_png(images / rel / "x.png", masks["coronal"])  # any picture of the mask's size does as a radiograph
+    results = measure_path(out, output=out / "measurements", images=images)
+    assert sorted(results) == ["P2", "a/x_mask", "b/x_mask"]  # a film without a view: one report named by its file
+    for rel in ("a", "b"):
+        report = out / "measurements" / rel / "x_mask_measurements.json"
+        assert results[f"{rel}/x_mask"]["report"] == str(report)
+        assert _load(report)["sources"]["coronal"] == str(out / rel / "x_mask.png")
+    again = measure_path(out, output=out / "measurements", images=images)  # the reports of the first run are no masks
+    assert sorted(again) == sorted(results)

@@ -23,7 +23,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from r2mf_monai.outputs.atomic import atomic_write, full_suffix, write_json, write_text, write_with
+from r2mf_monai.outputs.atomic import (
+    atomic_write,
+    check_inside,
+    confined_path,
+    full_suffix,
+    write_json,
+    write_text,
+    write_with,
+)
 
 SUFFIX_CASES = [
     ("a.png", ".png"),
@@ -128,3 +136,66 @@ def test_short_form_failure_keeps_the_old_file(tmp_path):
     with pytest.raises(RuntimeError, match="interrupted"):
         write_with(final, fail)
     assert final.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["t.json"]
+
+
+# paths below "root" that resolve outside it: a name with "..", a folder on the way made by mkdir(parents=True),
+# a symbolic link in the output folder pointing elsewhere, and the output folder itself
+ESCAPES = [
+    ("../escaped.png", None),
+    ("x_1/../../../escaped_seg.dcm", None),
+    ("link/escaped.png", "link"),
+    ("link", "link"),
+    (".", None),
+]
+
+
+@pytest.mark.parametrize("name, link", ESCAPES)
+def test_root_refuses_paths_outside(tmp_path, name, link):
+    root, outside = tmp_path / "a" / "out", tmp_path / "elsewhere"
+    root.mkdir(parents=True)
+    outside.mkdir()
+    if link:
+        (root / link).symlink_to(outside, target_is_directory=True)
+    before = sorted(tmp_path.rglob("*"))
+    with (
+        pytest.raises(ValueError, match=r"refusing to write .*outside the output folder") as err,
+        atomic_write(root / name, root=root) as tmp,
+    ):
+        tmp.write_bytes(b"x")
+    assert str(root) in str(err.value)
+    assert sorted(tmp_path.rglob("*")) == before  # no file, and no folder on the way
+
+
+@pytest.mark.parametrize("name", ["x.png", "sub/dir/x_mask.nii.gz", "sub/../y.png", "1.2.840.5_seg.dcm"])
+def test_root_allows_paths_inside(tmp_path, name, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with atomic_write(os.path.join("out", name), root="out") as tmp:  # relative paths, as a user gives them
+        tmp.write_bytes(b"x")
+    assert (tmp_path / "out" / name).read_bytes() == b"x"
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda p, r: write_text(p, "x", root=r),
+        lambda p, r: write_json(p, {"a": 1}, root=r),
+        lambda p, r: write_with(p, lambda tmp: tmp.write_text("x"), root=r),
+    ],
+)
+def test_short_forms_pass_root(tmp_path, write):
+    with pytest.raises(ValueError, match="outside the output folder"):
+        write(tmp_path / "out" / ".." / "escaped.txt", tmp_path / "out")
+    assert not (tmp_path / "escaped.txt").exists()
+
+
+@pytest.mark.parametrize("parts", [("x_mask.png",), ("sub", "x_mask.png"), ("P 1 ünicode", "1.2.840.10008_seg.dcm")])
+def test_confined_path(tmp_path, parts):
+    assert confined_path(tmp_path, *parts) == tmp_path.joinpath(*parts)
+    assert check_inside(tmp_path.joinpath(*parts), tmp_path) == tmp_path.joinpath(*parts)
+
+
+@pytest.mark.parametrize("part", ["..", ".", "", "a/b", "a\\b", "1/../../../../escaped", "a\0b", "/abs"])
+def test_confined_path_refuses_what_is_not_one_name(tmp_path, part):
+    with pytest.raises(ValueError, match="not a plain file name") as err:
+        confined_path(tmp_path, "sub", part)
+    assert str(tmp_path) in str(err.value)

@@ -24,7 +24,7 @@ import pytest
 from PIL import Image
 
 import r2mf_monai
-from r2mf_monai.outputs.dicom_seg import read_dicom_header, spinal_column_segment, write_dicom_seg
+from r2mf_monai.outputs.dicom_seg import read_dicom_header, spinal_column_segment, uid_file_part, write_dicom_seg
 from tests.outputs.utils import DCIODVFY, dciodvfy_errors, make_dx
 
 ROWS, COLS = 48, 28  # portrait, non-square
@@ -169,3 +169,19 @@ def test_bad_sources(tmp_path):
     with pytest.raises(ValueError, match="multi.dcm.*2 frames"):
         write_dicom_seg(tmp_path / "multi.dcm", _mask(), tmp_path / "seg.dcm")
     assert not (tmp_path / "seg.dcm").exists()
+
+
+@pytest.mark.parametrize("uid", ["1.2.840.10008.5.1.4.1.1.66.4", "2.25.1234567890123456789", "0"])
+def test_uid_file_part_keeps_a_valid_uid(uid):
+    assert uid_file_part(uid) == uid
+
+
+@pytest.mark.parametrize(
+    "uid", ["1/../../../../escaped", "..", ".", "", None, "1.02", "1.2\n", "1" * 65, "1.2.3/x", "..\\..\\x"]
+)
+def test_uid_file_part_hashes_anything_else(tmp_path, uid):
+    """No DICOM attribute reaches a path as it is: a bad UID becomes 'h' and 16 hex digits, a plain file name."""
+    part = uid_file_part(uid)
+    assert part.startswith("h") and len(part) == 17 and part[1:].isalnum()
+    assert part == uid_file_part(uid)  # the same value always gives the same name
+    assert (tmp_path / f"x_{part}_seg.dcm").parent == tmp_path

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
+import textwrap
 
 import highdicom as hd
 import numpy as np
@@ -260,3 +263,95 @@ def test_rgb_raw_and_pydicom_raw(tmp_path):
     with Image.open(out["pred_files"]["overlay_png"]) as im:
         assert im.size == (30, 40)
     assert pydicom is not None
+
+
+def _saved(saver: SaveSegmentationd, source: str) -> str:
+    pred = MetaTensor(torch.zeros(1, 4, 6), meta={"filename_or_obj": source})
+    return saver({"pred": pred})["pred_files"].get("mask_png", "")
+
+
+@pytest.mark.parametrize(
+    "kwargs, sources, expected, warned",
+    [
+        # the input's folders below data_root_dir (the bundle passes its dataset_dir) are kept
+        ({"data_root_dir": "/data"}, ["/data/a/x.png", "/data/b/x.png"], ["a/x_mask.png", "b/x_mask.png"], False),
+        # without them, the second x.png gets its suffix instead of overwriting the first's outputs
+        ({}, ["/data/a/x.png", "/data/b/x.png"], ["x_mask.png", "x_png_mask.png"], True),
+        # y.dcm and y.png in one folder: their masks, overlays and SEG never mix
+        ({"data_root_dir": "/data"}, ["/data/y.dcm", "/data/y.png"], ["y_mask.png", "y_png_mask.png"], True),
+        ({}, ["/d/y.png", "/e/y.png", "/f/y.png"], ["y_mask.png", "y_png_mask.png", "y_png_2_mask.png"], True),
+        ({"separate_folder": True}, ["/d/y.dcm", "/d/y.png"], ["y/y_mask.png", "y_png/y_png_mask.png"], True),
+        # the same source again (a second epoch, a re-run in one process) keeps its name
+        ({}, ["/data/y.png", "/data/y.png"], ["y_mask.png", "y_mask.png"], False),
+    ],
+)
+def test_duplicate_stems_do_not_collide(tmp_path, caplog, kwargs, sources, expected, warned):
+    saver = SaveSegmentationd(output_dir=tmp_path, formats="png", overlay=False, **kwargs)
+    with caplog.at_level(logging.WARNING):
+        written = [_saved(saver, s) for s in sources]
+    assert written == [str(tmp_path / e) for e in expected]
+    assert ("has the output name of" in caplog.text) is warned
+
+
+def test_outputs_stay_in_the_output_folder(tmp_path):
+    """A symbolic link in the output folder (where an input's relative folder goes) is not followed outside."""
+    out, outside = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    outside.mkdir()
+    (out / "a").symlink_to(outside, target_is_directory=True)
+    saver = SaveSegmentationd(output_dir=out, formats="png", overlay=False, data_root_dir=tmp_path / "in")
+    with pytest.raises(ValueError, match="outside the output folder"):
+        _saved(saver, str(tmp_path / "in" / "a" / "x.png"))
+    assert list(outside.iterdir()) == []
+
+
+def test_write_failure_skips_the_image_and_goes_on(tmp_path, caplog):
+    """A file in the way of one input's output folder (as root too, unlike a read-only folder): that input is named,
+    skipped, and leaves nothing; the next one is written."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "blocked").write_text("a file where a folder should be")
+    picture, mask = _picture(30, 20)
+    saver = SaveSegmentationd(output_dir=out, formats=("png", "nii"), data_root_dir=tmp_path / "in")
+    results = []
+    with caplog.at_level(logging.ERROR):
+        for sub in ("blocked", "fine"):
+            meta = {"filename_or_obj": str(tmp_path / "in" / sub / "x.png")}
+            pred = MetaTensor(torch.as_tensor(mask.T[None], dtype=torch.float32), meta=meta)
+            raw = torch.as_tensor(picture.T[None], dtype=torch.float32)
+            results.append(saver({"pred": pred, "raw": raw})["pred_files"])
+    assert results[0] == {} and "x.png: its outputs cannot be written" in caplog.text
+    assert "blocked" in caplog.text
+    assert sorted(results[1]) == ["mask_nii", "mask_png", "overlay_png"]
+    assert sorted(p.name for p in (out / "fine").iterdir()) == ["x_mask.nii.gz", "x_mask.png", "x_overlay.png"]
+
+
+def test_full_disk_skips_the_image_and_goes_on(tmp_path):
+    """``ulimit -f`` in a child process: the large picture's overlay does not fit, the small picture's outputs do."""
+    child = textwrap.dedent(
+        f"""
+        import logging, resource, signal
+        import numpy as np, torch
+        from monai.data import MetaTensor
+        from r2mf_monai.outputs import SaveSegmentationd
+
+        logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(message)s")
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of a kill
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+        saver = SaveSegmentationd(output_dir={str(tmp_path / "out")!r}, formats=("png",))
+        rng = np.random.default_rng(0)
+        for name, size in (("large", 400), ("small", 24)):
+            mask = np.zeros((size, size), np.float32)
+            mask[size // 4 : -size // 4, size // 3 : -size // 3] = 1
+            meta = {{"filename_or_obj": f"/in/{{name}}.png"}}
+            pred = MetaTensor(torch.as_tensor(mask[None]), meta=meta)
+            # noise, which PNG cannot compress: the large overlay needs far more than the limit
+            raw = torch.as_tensor(rng.integers(0, 255, (1, size, size)).astype(np.float32))
+            print(name, sorted(saver({{"pred": pred, "raw": raw}})["pred_files"]))
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "large []" in run.stdout and "small ['mask_png', 'overlay_png']" in run.stdout, run.stdout
+    assert "skipping /in/large.png: its outputs cannot be written (File too large" in run.stderr, run.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["small_mask.png", "small_overlay.png"]
