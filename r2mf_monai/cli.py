@@ -13,10 +13,17 @@
 
 Each function imports its module lazily so that ``r2mf-monai --help`` stays fast and a sub-command only pays for
 what it uses.
+
+An error the user caused (a missing or empty folder, a bad option value, an output folder that cannot be written,
+a folder that is not a bundle, a config key the bundle does not have) is printed by :func:`main` as one line,
+``r2mf-monai <command>: <message>``, and the command exits with status 1; ``--debug`` (anywhere on the command line)
+shows the whole traceback instead. Errors that are not the user's (a bug) keep their traceback.
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 import fire
@@ -28,15 +35,13 @@ def summary(image_size: int = 512, output: str | None = None, bundle_dir: str | 
     Args:
         image_size: side of the square input. Defaults to ``512``.
         output: optional path of a Markdown file to write the table to.
-        bundle_dir: the bundle whose ``train.json`` defines the network; defaults to ``./bundle`` or the current
-            folder (whichever holds configs/).
+        bundle_dir: the bundle whose ``train.json`` defines the network; defaults to the installed bundle.
     """
+    from r2mf_monai.bundle_paths import find_bundle
     from r2mf_monai.experiments.reproduction import complexity_table
 
-    try:
-        return complexity_table(image_size=image_size, output=output, bundle_root=bundle_dir)
-    except FileNotFoundError as e:  # no bundle here: one line, not a traceback
-        raise SystemExit(f"r2mf-monai summary: {e}; run it in the repository or give --bundle_dir") from None
+    bundle_root = str(find_bundle(bundle_dir, config="train.json", option="--bundle_dir"))
+    return complexity_table(image_size=image_size, output=output, bundle_root=bundle_root)
 
 
 def synthesize(
@@ -143,24 +148,21 @@ def measure(
 
     from r2mf_monai.measure.report import measure_path
 
-    # where the reports went, and which mask was not measured and why (a no-op when logging is already set up)
+    # where the reports went, and which mask was not measured and why (a no-op when logging is already set up); a
+    # wrong input (no such folder, no mask, a file that is no binary mask) is one line (main); a mask that merely
+    # cannot be measured is reported as not measured
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    try:
-        return measure_path(
-            masks,
-            output=output,
-            spacing=spacing,
-            images=images,
-            orientation=orientation,
-            min_cobb=min_cobb,
-            sacrum_mm=sacrum_mm,
-            view=view,
-            lowest_level=lowest_level,
-        )
-    except (FileNotFoundError, ValueError) as e:
-        # a wrong input (no such folder, no mask, an unreadable file): one line naming it, not a traceback; a mask
-        # that merely cannot be measured is reported as not measured and does not get here
-        raise SystemExit(f"r2mf-monai measure: {e}") from None
+    return measure_path(
+        masks,
+        output=output,
+        spacing=spacing,
+        images=images,
+        orientation=orientation,
+        min_cobb=min_cobb,
+        sacrum_mm=sacrum_mm,
+        view=view,
+        lowest_level=lowest_level,
+    )
 
 
 def infer(
@@ -180,14 +182,18 @@ def infer(
 
     This is ``python -m monai.bundle run inference --config_file BUNDLE/configs/inference.json`` with the folders
     overridden: the same pipeline as every other door (MONAI Label, MONAI Deploy). Unreadable inputs are logged,
-    listed in ``OUTPUT_DIR/skipped_inputs.json`` and skipped.
+    listed in ``OUTPUT_DIR/skipped_inputs.json`` and skipped. The options are checked (and OUTPUT_DIR made and
+    written to) before the model loads, and reach the bundle's config as plain values, never as expressions.
 
     Args:
         input_dir: folder of radiographs (searched recursively) or one file.
         output_dir: folder for ``<name>_mask.png``, ``<name>_mask.nii.gz``, ``<name>_overlay.png`` (and
             ``<name>_seg.dcm``).
-        bundle_dir: the bundle folder; defaults to ``./bundle`` or the current folder (whichever holds configs/).
-        formats: mask formats among ``png``, ``nii``, ``dcmseg`` (comma-separated or a list).
+        bundle_dir: the bundle folder; defaults to the installed bundle (``bundle/`` beside the package in a
+            checkout or an editable install; a wheel has none). A ``configs/`` folder in the current directory is
+            not used unless named here.
+        formats: mask formats among ``r2mf_monai.outputs.save_segmentation.SUPPORTED_FORMATS`` (``png``, ``nii``,
+            ``dcmseg``, ...; comma-separated or a list).
         overlay: also write an overlay picture per input.
         device: ``cpu``, ``cuda`` or ``cuda:N``; defaults to CUDA when available.
         backend: ``pytorch`` or ``onnxruntime`` (the exported model on ONNX Runtime; same pipeline otherwise).
@@ -204,49 +210,47 @@ def infer(
     import os
 
     from r2mf_monai.bundle_paths import find_bundle
-    from r2mf_monai.checkpoint import CheckpointMismatchError
-    from r2mf_monai.inference.workflow import inference_overrides, run_inference_workflow
+    from r2mf_monai.inference.discover import check_output_dir
+    from r2mf_monai.inference.workflow import inference_overrides, output_formats, run_inference_workflow
     from r2mf_monai.utils import ensure_option
 
+    # every option is checked before the model loads; each error is one line naming the option (main)
     bundle_root = str(find_bundle(bundle_dir, config="inference.json", option="--bundle_dir"))
     config_file = os.path.join(bundle_root, "configs", "inference.json")
     if not os.path.exists(input_dir):
         raise FileNotFoundError(f"INPUT_DIR '{input_dir}' does not exist")
-    fmt = [f.strip() for f in formats.split(",")] if isinstance(formats, str) else [str(f) for f in formats]
+    backend = ensure_option("--backend", backend, ("pytorch", "onnxruntime"))
+    keys: dict[str, Any] = {}
+    if precision is not None:
+        from r2mf_monai.inference.fast_inference import PRECISIONS
+
+        keys["precision"] = ensure_option("--precision", precision, PRECISIONS)
     overrides = inference_overrides(
         bundle_root,
         model=model,
         device=device,
         dataset_dir=os.path.abspath(input_dir),
-        output_dir=os.path.abspath(output_dir),
-        output_formats=fmt,
+        output_dir=check_output_dir(output_dir),
+        output_formats=output_formats(formats, "--formats"),
         save_overlay=bool(overlay),
+        **keys,
     )
-    if precision is not None:
-        from r2mf_monai.inference.fast_inference import PRECISIONS
-
-        overrides["precision"] = ensure_option("--precision", precision, PRECISIONS)
-    backend = ensure_option("--backend", backend, ("pytorch", "onnxruntime"))
     if backend == "onnxruntime":
         from r2mf_monai.inference.onnx_backend import onnx_overrides
 
         overrides.update(onnx_overrides(config_file, bundle_root, onnx_path, ckpt_path=model))
-    try:
-        run_inference_workflow(bundle_root, overrides)
-    except (CheckpointMismatchError, FileNotFoundError) as e:
-        # a checkpoint without its model.json, or one that does not fit its network: one line, not a traceback
-        raise SystemExit(f"r2mf-monai infer: {e}") from None
+    # a checkpoint without its model.json, weights that do not fit the network, an input folder without a
+    # radiograph: the error itself, not MONAI's config errors around it
+    run_inference_workflow(bundle_root, overrides)
     if measure:
         from r2mf_monai.measure.report import measure_path
 
-        try:  # a view whose mask cannot be measured is reported as such; the masks above are written either way
-            measure_path(
-                output_dir,
-                output=os.path.join(output_dir, "measurements"),
-                images=input_dir if os.path.isdir(input_dir) else None,
-            )
-        except (FileNotFoundError, ValueError) as e:
-            raise SystemExit(f"r2mf-monai infer --measure: {e}") from None
+        # a view whose mask cannot be measured is reported as such; the masks above are written either way
+        measure_path(
+            output_dir,
+            output=os.path.join(output_dir, "measurements"),
+            images=input_dir if os.path.isdir(input_dir) else None,
+        )
     return os.path.abspath(output_dir)
 
 
@@ -332,42 +336,45 @@ def evaluate_landmarks(
         landmarks: ``auto``, ``mat`` or ``csv``.
         min_cobb: smallest curve measured, degrees.
         worst: films on the contact sheet.
-        bundle_dir: the bundle folder; defaults to ``./bundle`` or the current folder.
+        bundle_dir: the bundle folder; defaults to the installed bundle.
         model: the weights; defaults to ``BUNDLE/models/model.pt``. With a ``model.json`` beside them (what training
             writes) they bring their own network and input size.
         image_size: the network's input side, for weights without a ``model.json``.
         network_def: a whole ``network_def`` (a dict), for weights without a ``model.json``.
-        overrides: other bundle keys, e.g. ``'{"precision": "fp32", "review": false}'``.
+        overrides: other bundle keys, e.g. ``'{"precision": "fp32", "review": false}'``: plain values only (no
+            ``$`` expression, ``@`` reference, ``%`` macro or ``_target_``), keys that inference.json has.
         device: ``cpu``, ``cuda`` or ``cuda:N``.
     """
     import shlex
-    import sys
 
-    from r2mf_monai.checkpoint import CheckpointMismatchError
-    from r2mf_monai.experiments.public_benchmark import LayoutError
     from r2mf_monai.experiments.public_benchmark import evaluate_landmarks as run
+    from r2mf_monai.inference.workflow import check_overrides, parse_device
 
-    try:
-        run(
-            dataset_dir,
-            output_dir,
-            split=split,
-            limit=limit,
-            skip_inference=skip_inference,
-            predictions=predictions,
-            landmarks=landmarks,
-            min_cobb=min_cobb,
-            worst=worst,
-            bundle_dir=bundle_dir,
-            model=model,
-            image_size=image_size,
-            network_def=network_def,
-            overrides=overrides,
-            device=device,
-            command=shlex.join(["r2mf-monai", *sys.argv[1:]]),
-        )
-    except (LayoutError, FileNotFoundError, CheckpointMismatchError) as e:
-        raise SystemExit(f"r2mf-monai evaluate-landmarks: {e}") from None
+    # typed and checked before anything runs: MONAI's config parser would evaluate a "$..." value (main: one line)
+    for option, value in (("--overrides", overrides), ("--network_def", network_def)):
+        if value is not None and not isinstance(value, dict):
+            raise ValueError(f"{option}: {value!r} is not a JSON object")
+    check_overrides({"network_def": network_def or {}, **(overrides or {})})
+    if device is not None:
+        parse_device(device)
+    run(
+        dataset_dir,
+        output_dir,
+        split=split,
+        limit=limit,
+        skip_inference=skip_inference,
+        predictions=predictions,
+        landmarks=landmarks,
+        min_cobb=min_cobb,
+        worst=worst,
+        bundle_dir=bundle_dir,
+        model=model,
+        image_size=image_size,
+        network_def=network_def,
+        overrides=overrides,
+        device=device,
+        command=shlex.join(["r2mf-monai", *sys.argv[1:]]),
+    )
     return output_dir
 
 
@@ -383,9 +390,37 @@ COMMANDS = {
 }
 
 
-def main() -> None:
-    """Entry point of the ``r2mf-monai`` console script."""
-    fire.Fire(COMMANDS, name="r2mf-monai")
+def _one_line(error: BaseException) -> str:
+    """The error's message on one line (an OSError without a message gives its errno text and file name)."""
+    text = str(error) if error.args else type(error).__name__
+    return " ".join(text.split())
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``r2mf-monai`` console script.
+
+    Args:
+        argv: the arguments after the program name; defaults to ``sys.argv[1:]``. ``--debug`` anywhere (it is
+            removed before fire sees the rest) shows the traceback of a user error instead of its one line.
+
+    Raises:
+        SystemExit: with ``r2mf-monai <command>: <message>`` (exit status 1) for an error the user caused.
+    """
+    from r2mf_monai.utils import quiet_library_logs, user_error_in
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
+    quiet_library_logs()
+    try:
+        fire.Fire(COMMANDS, command=args, name="r2mf-monai")
+    except Exception as e:
+        cause = user_error_in(e)
+        if debug or cause is None:  # a bug, or asked for: the whole traceback
+            raise
+        command = next((a for a in args if not a.startswith("-")), "")
+        prefix = f"r2mf-monai {command}" if command in COMMANDS else "r2mf-monai"
+        raise SystemExit(f"{prefix}: {_one_line(cause)}") from None
 
 
 if __name__ == "__main__":
