@@ -218,6 +218,7 @@ def measure_path(
             groups[stem(f)] = {m["view"].lower() if m else view: f}
 
     levels = LevelModel(sacrum_mm=sacrum_mm)
+    no_spine = _no_spine_found(src if src.is_dir() else src.parent)
     results: dict[str, dict[str, str]] = {}
     try:
         from tqdm import tqdm
@@ -226,7 +227,7 @@ def measure_path(
     except ImportError:  # pragma: no cover - tqdm is a dependency
         iterator = sorted(groups.items())
     for patient, view_files in iterator:
-        arrays, spacings, sources, shown = {}, {}, {}, {}
+        arrays, spacings, sources, shown, refused = {}, {}, {}, {}, {}
         orient = orientation
         for view in [v for v in VIEWS if v in view_files] + [v for v in view_files if v not in VIEWS]:
             f = view_files[view]
@@ -239,6 +240,9 @@ def measure_path(
                 shown[view] = img
                 sp = sp or img_sp
             arrays[view], spacings[view], sources[view] = arr, sp or default_spacing, str(f)
+            bare = re.sub(r"_(?:mask|seg|label|labels|pred)$", "", stem(f), flags=re.I)
+            if bare in no_spine:
+                refused[view] = no_spine[bare]
             po = meta.get("patient_orientation")
             if orient == "auto" and po and po[0][:1] in ("L", "R"):
                 # the row direction points to the patient's left: image right = patient left (AP display), and v.v.
@@ -253,6 +257,7 @@ def measure_path(
             levels=levels,
             sources=sources,
             lowest_level=lowest_level,
+            refused=refused,
         )
         for name, why in report.not_measured.items():
             logger.warning("%s not measured: %s", sources[name], why)
@@ -261,6 +266,31 @@ def measure_path(
         logger.info("%s: %s", patient, paths["summary"])
         results[patient] = paths
     return results
+
+
+def _no_spine_found(folder: Path) -> dict[str, str]:
+    """Output stem -> reason, for the films that ``r2mf-monai infer`` found no spine in, from the ``review.json`` of
+    ``folder`` or its nearest parent folder that has one (what :class:`r2mf_monai.handlers.ReviewFlag` wrote, with the
+    verdict of :mod:`r2mf_monai.measure.plausibility`); ``{}`` when there is none."""
+    import json
+
+    from r2mf_monai.outputs.save_segmentation import output_stem
+
+    for parent in [folder.resolve(), *folder.resolve().parents]:
+        path = parent / "review.json"
+        if not path.is_file():
+            continue
+        try:
+            images = json.loads(path.read_text()).get("images", [])
+            return {
+                output_stem(str(e["image"])): str(e.get("no_spine_reason") or "no spine found")
+                for e in images
+                if isinstance(e, dict) and e.get("spine_found") is False and e.get("image")
+            }
+        except (OSError, ValueError, AttributeError):
+            logger.warning("could not read %s; the inference's spine verdicts are left out", path)
+            return {}
+    return {}
 
 
 def _mask_sub_folders(src: Path, output: str | os.PathLike | None) -> list[Path]:

@@ -27,6 +27,7 @@ from r2mf_monai.measure.centreline import MaskNotMeasurableError
 from r2mf_monai.measure.cobb import ViewMeasurement, measure_mask
 from r2mf_monai.measure.lenke import STRUCTURAL_RESIDUAL_DEG, LenkeClassification, classify_lenke
 from r2mf_monai.measure.levels import LevelModel
+from r2mf_monai.measure.plausibility import check_spine_mask
 
 __all__ = ["CONVENTIONS", "StudyReport", "measure_study"]
 
@@ -105,6 +106,7 @@ def measure_study(
     levels: LevelModel | None = None,
     sources: Mapping[str, str] | None = None,
     lowest_level: str = "auto",
+    refused: Mapping[str, str] | None = None,
 ) -> StudyReport:
     """Measure every view of one patient and classify the curves (Lenke) when the coronal view is there.
 
@@ -121,10 +123,14 @@ def measure_study(
         sources: view -> file name, recorded in the report.
         lowest_level: where the masks end: ``"auto"``, ``"S"`` (sacrum included) or ``"L5"`` (see
             :func:`.cobb.measure_mask`). Defaults to ``"auto"``.
+        refused: view -> why it is not measured at all (e.g. the inference's "no spine found" verdict, with the
+            network's confidence and the DICOM header behind it); such a view is reported as not measured.
 
     A view whose mask carries no measurable column (:class:`.centreline.MaskNotMeasurableError`: empty, a fragment,
-    a looping centreline) is reported in :attr:`StudyReport.not_measured` with the reason, and what needs it
-    (flexibility, Lenke type) is left undetermined with that reason; the other views are measured as usual.
+    a looping centreline) or no plausible spine (:func:`.plausibility.check_spine_mask` by shape: one elongated,
+    roughly vertical column of plausible size for the film), or that is ``refused``, is reported in
+    :attr:`StudyReport.not_measured` with the reason, and what needs it (flexibility, Lenke type) is left
+    undetermined with that reason; the other views are measured as usual.
 
     Returns:
         the :class:`StudyReport`.
@@ -143,6 +149,10 @@ def measure_study(
     for name, mask in masks.items():
         sp = spacing.get(name) if isinstance(spacing, Mapping) else spacing
         src = (sources or {}).get(name, name)
+        bool_masks[name] = np.asarray(mask) > 0.5
+        if name in (refused or {}):
+            not_measured[name] = str((refused or {})[name])
+            continue
         try:
             vm = measure_mask(
                 mask,
@@ -158,8 +168,12 @@ def measure_study(
         except ValueError as err:
             raise ValueError(f"{patient_id} {name} ({src}): {err}") from err
         else:
-            views[name] = vm
-        bool_masks[name] = np.asarray(mask) > 0.5
+            # by shape relative to the film only: the mm limits are the inference's, on the film's own spacing
+            spine = check_spine_mask(mask)
+            if spine.spine_found:
+                views[name] = vm
+            else:
+                not_measured[name] = spine.reason
     undetermined = [f"{name} view not measured: {why}" for name, why in not_measured.items()]
     approximations = [
         "centreline: mid-line of the mask smoothed over "

@@ -18,7 +18,8 @@
 - :mod:`.closing`: ``BinaryClosing``/``BinaryClosingd``, the §3.9 3x3 closing;
 - :mod:`.framing`: ``RandSpineFramingd``, random clinical framing around the column (the field of view of real films);
 - :mod:`.clahe`: ``RandCLAHEd``, random CLAHE (the look of processed clinical films);
-- :mod:`.shadow`: ``RandColumnShadowd``, random soft-tissue shadow over part of the column (mediastinum, heart).
+- :mod:`.shadow`: ``RandColumnShadowd``, random soft-tissue shadow over part of the column (mediastinum, heart);
+- :mod:`.plausibility`: ``SpinePlausibilityd``, the "is it a spine?" verdict on each predicted mask.
 
 Everything else in the pipeline (min-max scaling, aspect-preserving resize and zero padding, the affine and
 intensity augmentations, sigmoid, threshold, largest component, ``Invertd``) is MONAI's own.
@@ -31,6 +32,7 @@ from r2mf_monai.transforms.closing import BinaryClosing, BinaryClosingD, BinaryC
 from r2mf_monai.transforms.flip_view import MIRRORED_VIEWS, RandFlipViewD, RandFlipViewd, RandFlipViewDict, mirror_view
 from r2mf_monai.transforms.framing import RandSpineFramingD, RandSpineFramingd, RandSpineFramingDict
 from r2mf_monai.transforms.load import LoadRadiograph, LoadRadiographD, LoadRadiographd, LoadRadiographDict
+from r2mf_monai.transforms.plausibility import SpinePlausibilityD, SpinePlausibilityd, SpinePlausibilityDict
 from r2mf_monai.transforms.readers import (
     DicomRadiographReader,
     NiftiRadiographReader,
@@ -65,6 +67,9 @@ __all__ = [
     "LoadRadiographd",
     "LoadRadiographD",
     "LoadRadiographDict",
+    "SpinePlausibilityd",
+    "SpinePlausibilityD",
+    "SpinePlausibilityDict",
     "DicomRadiographReader",
     "NiftiRadiographReader",
     "RadiographNotFoundError",

@@ -65,6 +65,8 @@ warning.
 Honest pixels: a picture that cannot give a mask (every pixel the same value, or a 1 x 1 image) and a suspected
 signed/unsigned mix-up are logged as a WARNING naming the file and recorded in the metadata key ``read_warnings``
 (``""`` when there is nothing to say), which :class:`r2mf_monai.handlers.ReviewFlag` puts into ``review.json``.
+A DICOM's Modality, BodyPartExamined and ViewPosition are kept (``modality``, ``body_part_examined``,
+``view_position``; ``""`` for other formats) for the spine check of :mod:`r2mf_monai.measure.plausibility`.
 
 A reader raises :class:`RadiographReadError` (a ``ValueError``) naming the file and the reason. ``read`` only
 parses the header; decoding and every check happen in ``get_data``, whose errors ``monai.transforms.LoadImage``
@@ -328,6 +330,7 @@ def _radiograph_meta(
         "source_mode": source_mode,
         "inverted": bool(inverted),
         "read_warnings": "",
+        "modality": "",
         "body_part_examined": "",
         "view_position": "",
     }
@@ -553,6 +556,7 @@ class DicomRadiographReader(ImageReader):
         rows, cols = pixels.shape
         meta = _radiograph_meta("DICOM", (cols, rows), spacing, source, photometric, inverted)
         meta["read_warnings"] = _content_warnings(pixels, name, notes)
+        meta["modality"] = str(getattr(ds, "Modality", "") or "").strip().upper()
         meta["body_part_examined"] = str(getattr(ds, "BodyPartExamined", "") or "").strip().upper()
         meta["view_position"] = str(getattr(ds, "ViewPosition", "") or "").strip().upper()
         return np.ascontiguousarray(pixels.T), meta

@@ -297,3 +297,21 @@ def test_infer_output_folder_with_sub_folders(tmp_path, masks):
         assert _load(report)["sources"]["coronal"] == str(out / rel / "x_mask.png")
     again = measure_path(out, output=out / "measurements", images=images)  # the reports of the first run are no masks
     assert sorted(again) == sorted(results)
+
+
+def test_no_angles_for_a_film_the_inference_found_no_spine_on(tmp_path, caplog):
+    # infer's review.json says "no spine found" (e.g. from the DICOM header): the column-shaped mask is not measured
+    Image.fromarray((straight_mask() * 255).astype(np.uint8)).save(tmp_path / "ankle_mask.png")
+    Image.fromarray((straight_mask() * 255).astype(np.uint8)).save(tmp_path / "spine_mask.png")
+    reason = "no spine found: the DICOM BodyPartExamined is ANKLE"
+    images = [
+        {"image": "ankle.dcm", "spine_found": False, "no_spine_reason": reason},
+        {"image": "spine.dcm", "spine_found": True},
+    ]
+    (tmp_path / "review.json").write_text(json.dumps({"images": images}))
+    with caplog.at_level(logging.WARNING):
+        result = measure_path(tmp_path, output=tmp_path / "out", figure=False)
+    ankle = _load(result["ankle_mask"]["report"])
+    assert ankle["views"] == {} and ankle["not_measured"]["coronal"]["reason"] == reason
+    assert "ankle_mask.png not measured: " + reason in caplog.text
+    assert _load(result["spine_mask"]["report"])["views"]
