@@ -18,13 +18,29 @@ scores near 0; an image the network is unsure about (low contrast, an unusual an
 variants and scores higher. Images above ``threshold`` are flagged for a human to review. MONAI's
 ``TestTimeAugmentation`` re-runs a whole transform chain per sample (its inverse included); one flip and a few
 dropout passes on the already-preprocessed batch need no more than this handler.
+
+An image is also flagged, whatever its score, when the post-processing found no spine in it
+(:class:`r2mf_monai.transforms.SpinePlausibilityd`'s verdict, ``"spine"`` in the output item) or its reader had
+something to say about its pixels (``read_warnings`` in its metadata: a constant or 1 x 1 picture, a signed/unsigned
+mix-up); ``review.json`` says why.
+
+``review.json`` belongs to the folder, not to one run: each run merges its images into it (one entry per image path,
+the newest run's entry wins, each entry with its run's id and time; ``runs`` lists the runs), under an exclusive
+lock on the folder so that two runs writing into one folder at the same time both keep their images. At its start a
+run removes the entries of the images it is about to score, so a run that stops half-way leaves no stale score for
+them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import fcntl
 import json
 import logging
 import os
+import uuid
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -38,6 +54,8 @@ if TYPE_CHECKING:
 __all__ = ["ReviewFlag", "flip_dropout_uncertainty"]
 
 logger = logging.getLogger(__name__)
+
+_SCORE = "mean sum|p - v| / (sum p + sum v) between the plain (p) and augmented (v) probability maps"
 
 
 def _disagreement(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -79,12 +97,45 @@ def flip_dropout_uncertainty(
     return scores.clamp(0.0, 1.0)
 
 
+@contextlib.contextmanager
+def _folder_lock(folder: str) -> Iterator[None]:
+    """An exclusive ``flock`` on the folder itself (no lock file is left behind), for read-merge-write of
+    ``review.json`` by runs that share the folder."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _read_review(path: str) -> dict[str, Any]:
+    """The review file at ``path`` (``{}`` when missing; a damaged one is replaced, with a warning)."""
+    try:
+        with open(path) as f:
+            report = json.load(f)
+        if isinstance(report, dict) and isinstance(report.get("images"), list):
+            return report
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        pass
+    logger.warning("%s is damaged or not a review list: it is started afresh", path)
+    return {}
+
+
+def _key(entry: dict[str, Any]) -> str:
+    return str(entry.get("path") or entry.get("image"))
+
+
 class ReviewFlag:
     """Ignite handler: score every image of an evaluation/inference run and flag the uncertain ones.
 
-    Writes ``review.json`` (score and flag per image, the threshold and method) to ``output_dir`` at the end, puts
-    ``review_score`` and ``review_flag`` into each output item so later handlers (the evaluation report) see them,
-    and logs every flagged image.
+    Merges the run's images into ``review.json`` in ``output_dir`` at the end (see the module docstring: one entry
+    per image path with score, flag, the reasons for the flag, the spine check's verdict and the reader's warnings,
+    and the run's id and time; the newest run wins), puts ``review_score`` and ``review_flag`` into each output item
+    so later handlers (the evaluation report) see them, and logs every flagged image.
 
     Args:
         output_dir: folder of ``review.json``; ``None`` writes nothing.
@@ -92,10 +143,17 @@ class ReviewFlag:
             it on your own validation data - see docs/README.md).
         mc_samples: Monte-Carlo dropout passes in addition to the flip. Defaults to ``0``.
         image_key: the network input in the batch. Defaults to ``"image"``.
+        verdict_key: the spine check's verdict in each output item
+            (:class:`r2mf_monai.transforms.SpinePlausibilityd`). Defaults to ``"spine"``.
     """
 
     def __init__(
-        self, output_dir: str | None, threshold: float = 0.02, mc_samples: int = 0, image_key: str = "image"
+        self,
+        output_dir: str | None,
+        threshold: float = 0.02,
+        mc_samples: int = 0,
+        image_key: str = "image",
+        verdict_key: str = "spine",
     ) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
@@ -105,14 +163,39 @@ class ReviewFlag:
         self.threshold = threshold
         self.mc_samples = mc_samples
         self.image_key = image_key
+        self.verdict_key = verdict_key
         self.records: list[dict[str, Any]] = []
+        self.run_id = ""
+        self.started = ""
 
     def attach(self, engine: Engine) -> None:
         from ignite.engine import Events
 
-        engine.add_event_handler(Events.EPOCH_STARTED, lambda e: self.records.clear())
+        engine.add_event_handler(Events.EPOCH_STARTED, self._start)
         engine.add_event_handler(Events.ITERATION_COMPLETED, self._score)
         engine.add_event_handler(Events.EPOCH_COMPLETED, self._write)
+
+    @property
+    def path(self) -> str | None:
+        """The review file, ``output_dir/review.json`` (``None`` without an output folder)."""
+        return None if self.output_dir is None else os.path.join(self.output_dir, "review.json")
+
+    def _start(self, engine: Engine) -> None:
+        self.records.clear()
+        now = datetime.datetime.now(datetime.timezone.utc)
+        self.started = now.isoformat(timespec="seconds")
+        self.run_id = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+        if self.path is None or not is_writer() or not os.path.isfile(self.path):
+            return
+        # the images of this run are its own: their entries of earlier runs go now, so that a run that stops
+        # half-way leaves no stale score for them
+        data = getattr(getattr(engine.state, "dataloader", None), "dataset", None)
+        items = getattr(data, "data", None)
+        paths = {
+            os.path.abspath(str(i[self.image_key])) for i in items or () if isinstance(i, dict) and self.image_key in i
+        }
+        if paths:
+            self._merge([], drop=paths)
 
     def _score(self, engine: Engine) -> None:
         batch = engine.state.batch if isinstance(engine.state.batch, list) else [engine.state.batch]
@@ -121,27 +204,79 @@ class ReviewFlag:
         scores = flip_dropout_uncertainty(engine.network, images, mc_samples=self.mc_samples)
         for item, source, score in zip(outputs, batch, scores.tolist(), strict=True):
             meta = getattr(source[self.image_key], "meta", {}) or {}
-            name = os.path.basename(str(meta.get("filename_or_obj", f"case_{len(self.records)}")))
-            flagged = score > self.threshold
+            source_name = str(meta.get("filename_or_obj", f"case_{len(self.records)}"))
+            name = os.path.basename(source_name)
+            verdict = item.get(self.verdict_key) if isinstance(item, dict) else None
+            warnings_ = [w for w in str(meta.get("read_warnings", "") or "").split("; ") if w]
+            why = []
+            if score > self.threshold:
+                why.append(f"uncertainty {score:.4f} > {self.threshold:.4f}")
+            if isinstance(verdict, dict) and verdict.get("spine_found") is False:
+                why.append(verdict.get("reason") or "no spine found")
+            why += warnings_
+            flagged = bool(why)
             item["review_score"], item["review_flag"] = score, flagged
-            self.records.append({"image": name, "score": score, "flagged": flagged})
+            record: dict[str, Any] = {
+                "image": name,
+                "path": os.path.abspath(source_name) if os.path.exists(source_name) else source_name,
+                "score": score,
+                "flagged": flagged,
+                "why": why,
+                "spine_found": None if not isinstance(verdict, dict) else verdict.get("spine_found"),
+                "warnings": warnings_,
+            }
+            if isinstance(verdict, dict) and verdict.get("spine_found") is False:
+                record["no_spine_reason"] = verdict.get("reason", "")
+            self.records.append(record)
             if flagged:
-                logger.warning("review flag: %s (uncertainty %.4f > %.4f)", name, score, self.threshold)
+                logger.warning("review flag: %s (%s)", name, "; ".join(why))
+
+    def _merge(self, records: list[dict[str, Any]], drop: Iterable[str] = ()) -> dict[str, Any]:
+        """Merge ``records`` (this run's) into ``review.json`` under the folder lock, dropping the entries of
+        ``drop`` first; returns what was written."""
+        assert self.output_dir is not None and self.path is not None
+        os.makedirs(self.output_dir, exist_ok=True)
+        with _folder_lock(self.output_dir):
+            old = _read_review(self.path)
+            mine = {_key(r) for r in records} | set(drop)
+            kept = [e for e in old.get("images", []) if isinstance(e, dict) and _key(e) not in mine]
+            images = [*records, *kept]
+            runs = [r for r in old.get("runs", []) if isinstance(r, dict) and r.get("run_id") != self.run_id]
+            if records:
+                runs.append(
+                    {"run_id": self.run_id, "started": self.started, "finished": _now(), "images": len(records)}
+                )
+            report = {
+                "method": "flip" + (f" + {self.mc_samples} MC-dropout passes" if self.mc_samples else ""),
+                "score": _SCORE,
+                "threshold": self.threshold,
+                "flagged": sum(bool(e.get("flagged")) for e in images),
+                "no_spine_found": sum(e.get("spine_found") is False for e in images),
+                "run_id": self.run_id if records else old.get("run_id", ""),
+                "runs": runs,
+                "images": images,
+            }
+            with atomic_write(self.path, root=self.output_dir) as tmp, open(tmp, "w") as f:
+                json.dump(report, f, indent=2)
+        return report
 
     def _write(self, engine: Engine) -> None:
         # under torch.distributed (multi_gpu_evaluate.json) each rank scored a share: rank 0 writes them all
         self.records = gather_in_sampler_order(self.records)
         if self.output_dir is None or not is_writer():
             return
-        os.makedirs(self.output_dir, exist_ok=True)
-        path = os.path.join(self.output_dir, "review.json")
-        report = {
-            "method": "flip" + (f" + {self.mc_samples} MC-dropout passes" if self.mc_samples else ""),
-            "score": "mean sum|p - v| / (sum p + sum v) between the plain (p) and augmented (v) probability maps",
-            "threshold": self.threshold,
-            "flagged": sum(r["flagged"] for r in self.records),
-            "images": self.records,
-        }
-        with atomic_write(path, root=self.output_dir) as tmp, open(tmp, "w") as f:
-            json.dump(report, f, indent=2)
-        logger.info("review scores of %d images written to %s", len(self.records), path)
+        for record in self.records:
+            record["run_id"], record["time"] = self.run_id, self.started
+        report = self._merge(self.records)
+        logger.info(
+            "review of %d images written to %s (%d flagged, %d with no spine found; %d images from earlier runs kept)",
+            len(self.records),
+            self.path,
+            sum(r["flagged"] for r in self.records),
+            sum(r["spine_found"] is False for r in self.records),
+            len(report["images"]) - len(self.records),
+        )
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

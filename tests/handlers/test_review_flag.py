@@ -78,3 +78,94 @@ def test_the_score_is_zero_for_a_flip_symmetric_network() -> None:
 def test_ill_args(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         ReviewFlag(output_dir=None, **kwargs)
+
+
+def _run(output_dir, films: list[tuple[str, dict | None, str]], threshold: float = 0.5) -> ReviewFlag:
+    """One inference run of the handler over ``films`` (path, the spine verdict in the output, the reader's
+    warnings), with a 1x1 convolution as the network."""
+    from ignite.engine import Engine, Events
+    from monai.data import MetaTensor
+
+    torch.manual_seed(0)
+    handler = ReviewFlag(output_dir=str(output_dir), threshold=threshold)
+
+    def step(engine, batch):
+        return [
+            {"pred": torch.zeros(1, 8, 8), "spine": verdict}
+            for (_, verdict, _) in batch_films[engine.state.iteration - 1]
+        ]
+
+    batch_films = [[f] for f in films]
+    data = [
+        [{"image": MetaTensor(torch.rand(1, 8, 8), meta={"filename_or_obj": path, "read_warnings": warn})}]
+        for path, _, warn in films
+    ]
+    engine = Engine(step)
+    engine.network = torch.nn.Conv2d(1, 1, 1)
+    engine.add_event_handler(Events.STARTED, lambda e: setattr(e.state, "device", torch.device("cpu")))
+    handler.attach(engine)
+    engine.run(data, max_epochs=1)
+    return handler
+
+
+NO_SPINE = {"spine_found": False, "reason": "no spine found: the DICOM BodyPartExamined is ANKLE"}
+SPINE = {"spine_found": True, "reason": ""}
+
+
+def test_two_runs_into_one_folder_keep_both(tmp_path):
+    import json
+
+    _run(tmp_path, [("/in/a.png", SPINE, ""), ("/in/b.png", SPINE, "")])
+    first = json.loads((tmp_path / "review.json").read_text())
+    second_run = _run(tmp_path, [("/in/b.png", NO_SPINE, ""), ("/in/c.dcm", SPINE, "")])
+    review = json.loads((tmp_path / "review.json").read_text())
+    by_path = {e["path"]: e for e in review["images"]}
+    assert sorted(by_path) == ["/in/a.png", "/in/b.png", "/in/c.dcm"]  # a.png of the first run is kept
+    assert by_path["/in/b.png"]["run_id"] == by_path["/in/c.dcm"]["run_id"] == second_run.run_id == review["run_id"]
+    assert by_path["/in/a.png"]["run_id"] == first["run_id"] != second_run.run_id
+    assert by_path["/in/b.png"]["spine_found"] is False and by_path["/in/b.png"]["flagged"]  # the newest run wins
+    assert [r["run_id"] for r in review["runs"]] == [first["run_id"], second_run.run_id]
+    assert review["no_spine_found"] == 1 and review["flagged"] == 1
+
+
+def test_no_spine_and_read_warnings_are_flagged_with_the_reason(tmp_path):
+    import json
+
+    warning = "every pixel has the value 0: nothing to segment, the mask will be empty"
+    _run(tmp_path, [("/in/ankle.dcm", NO_SPINE, ""), ("/in/zero.png", SPINE, warning), ("/in/ok.png", SPINE, "")])
+    images = {e["image"]: e for e in json.loads((tmp_path / "review.json").read_text())["images"]}
+    assert images["ankle.dcm"]["flagged"] and images["ankle.dcm"]["why"] == [NO_SPINE["reason"]]
+    assert images["ankle.dcm"]["no_spine_reason"] == NO_SPINE["reason"]
+    assert images["zero.png"]["flagged"] and images["zero.png"]["warnings"] == [warning]
+    assert not images["ok.png"]["flagged"] and images["ok.png"]["why"] == []
+
+
+def test_a_damaged_review_file_is_started_afresh(tmp_path, caplog):
+    import json
+
+    (tmp_path / "review.json").write_text("{not json")
+    _run(tmp_path, [("/in/a.png", SPINE, "")])
+    assert [e["image"] for e in json.loads((tmp_path / "review.json").read_text())["images"]] == ["a.png"]
+
+
+def test_a_run_clears_its_images_at_its_start(tmp_path):
+    # a run over b.png that stops half-way leaves no stale score of b.png from an earlier run; a.png stays
+    import json
+
+    from ignite.engine import Engine
+    from monai.data import Dataset, MetaTensor
+
+    _run(tmp_path, [("/in/a.png", SPINE, ""), ("/in/b.png", SPINE, "")])
+
+    class Loader(list):  # what engine.state.dataloader is for the handler: batches, and the dataset of the run
+        dataset = Dataset([{"image": "/in/b.png"}])
+
+    def step(engine, batch):
+        raise RuntimeError("the run stops")
+
+    engine = Engine(step)
+    ReviewFlag(output_dir=str(tmp_path)).attach(engine)
+    with pytest.raises(RuntimeError, match="the run stops"):
+        engine.run(Loader([[{"image": MetaTensor(torch.rand(1, 8, 8))}]]), max_epochs=1)
+    review = json.loads((tmp_path / "review.json").read_text())
+    assert [e["path"] for e in review["images"]] == ["/in/a.png"]
