@@ -34,7 +34,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from r2mf_monai.outputs.atomic import write_json
-from r2mf_monai.transforms.readers import RADIOGRAPH_SUFFIXES, has_dicom_preamble
+from r2mf_monai.transforms.readers import DEFAULT_MAX_PIXELS, RADIOGRAPH_SUFFIXES, has_dicom_preamble
 
 __all__ = ["OUTPUT_NAME", "check_output_dir", "discover_inputs", "is_candidate", "is_output", "log_outputs"]
 
@@ -100,6 +100,7 @@ def discover_inputs(
     probe: bool = True,
     skipped_report: str | None = None,
     output_dir: str | os.PathLike | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> list[dict[str, str]]:
     """Items ``{"image": path}`` for every readable radiograph in ``folder`` (recursively, sorted).
 
@@ -113,6 +114,9 @@ def discover_inputs(
             removed at the start when it exists (it belongs to the run).
         output_dir: the run's output folder: checked first (:func:`check_output_dir`), refused when it is
             ``folder``, and left out of the search.
+        max_pixels: the loader's limit on a file's declared size (see :class:`r2mf_monai.transforms.LoadRadiographd`,
+            ``inference.json``'s ``max_pixels``): a larger file is skipped before it is decoded.
+            Defaults to :data:`r2mf_monai.transforms.readers.DEFAULT_MAX_PIXELS`.
 
     Raises:
         FileNotFoundError: ``folder`` does not exist.
@@ -148,7 +152,7 @@ def discover_inputs(
 
     from r2mf_monai.transforms import LoadRadiographd
 
-    loader = LoadRadiographd(keys="image")
+    loader = LoadRadiographd(keys="image", max_pixels=max_pixels)
     items: list[dict[str, str]] = []
     skipped: list[dict[str, str]] = []
     for path in tqdm(candidates, desc="checking inputs", unit="file", disable=len(candidates) < 20):

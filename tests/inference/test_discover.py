@@ -156,3 +156,16 @@ def test_output_folder_check_leaves_nothing(tmp_path: Path) -> None:
     out = tmp_path / "a" / "b"
     assert check_output_dir(out) == str(out)
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("max_pixels,skipped", [(None, False), (40 * 30, False), (40 * 30 - 1, True)])
+def test_the_pixel_limit_skips_a_film_before_decoding(tmp_path: Path, max_pixels, skipped) -> None:
+    # the limit of inference.json's max_pixels reaches the probe: a larger film is named, skipped and reported
+    Image.fromarray(np.full((40, 30), 100, np.uint8)).save(tmp_path / "big.png")
+    Image.fromarray(np.full((20, 10), 100, np.uint8)).save(tmp_path / "small.png")
+    report = tmp_path / "out" / "skipped_inputs.json"
+    items = discover_inputs(str(tmp_path), skipped_report=str(report), max_pixels=max_pixels)
+    assert [Path(i["image"]).name for i in items] == (["small.png"] if skipped else ["big.png", "small.png"])
+    assert report.is_file() == skipped
+    if skipped:
+        assert "more than max_pixels" in json.loads(report.read_text())["skipped"][0]["reason"]
