@@ -14,7 +14,9 @@
 MONAI's metric handlers reduce over the whole data set; the paper's Table 1 is per view and its §4.8 per quality
 level, and surgeons ask "how bad is the worst case", so this handler keeps every image's IoU, Dice, ASD and HD95
 (MONAI's metric functions), groups them, and writes JSON, CSV and a Markdown table shaped like Table 1, plus overlay
-pictures of the worst cases.
+pictures of the worst cases. It also counts the films on which the spine check of the post-processing
+(:class:`r2mf_monai.transforms.SpinePlausibilityd`, ``"spine"`` in each output item) found no spine: on spine films
+that count should be 0.
 """
 
 from __future__ import annotations
@@ -103,6 +105,8 @@ class SegmentationReport:
         label_key: binary reference mask on the same grid as the prediction. Defaults to ``"label"``.
         image_key: image drawn under the worst-case overlays (``None`` for none). Defaults to ``"raw"``.
         num_worst: how many worst cases (by Dice) to draw. Defaults to ``5``.
+        verdict_key: the spine check's verdict in each output item; a missing one is left blank in the CSV.
+            Defaults to ``"spine"``.
     """
 
     def __init__(
@@ -112,8 +116,10 @@ class SegmentationReport:
         label_key: str = "label",
         image_key: str | None = "raw",
         num_worst: int = 5,
+        verdict_key: str = "spine",
     ) -> None:
         self.output_dir = output_dir
+        self.verdict_key = verdict_key
         self.pred_key = pred_key
         self.label_key = label_key
         self.image_key = image_key
@@ -162,6 +168,10 @@ class SegmentationReport:
             }
             row.update(segmentation_metrics(pred, label, self._spacing(item, source)))
             row["review_score"] = float(item.get("review_score", math.nan))
+            verdict = item.get(self.verdict_key)
+            row["spine_found"] = verdict.get("spine_found", "") if isinstance(verdict, dict) else ""
+            if row["spine_found"] is False:
+                logger.warning("%s: %s", name, verdict.get("reason") or "no spine found")
             self.rows.append(row)
             if self.num_worst > 0:
                 keep = {
@@ -190,6 +200,12 @@ class SegmentationReport:
                 key: {m: _summary([float(r[m]) for r in rows]) for m in METRICS} for key, rows in members.items()
             }
         out["review"] = self.review_correlation()
+        checked = [r for r in self.rows if isinstance(r.get("spine_found"), bool)]
+        out["spine_check"] = {
+            "checked": len(checked),
+            "no_spine_found": sum(r["spine_found"] is False for r in checked),
+            "images": [r["image"] for r in checked if r["spine_found"] is False],
+        }
         return out
 
     def review_correlation(self) -> dict[str, float]:
@@ -229,6 +245,9 @@ class SegmentationReport:
                 f"(p = {review['p_value']:.2g}, n = {review['n']})"
             )
             lines.append("")
+        spine = summary.get("spine_check", {})
+        if spine.get("checked"):
+            lines += [f"Spine check: no spine found on {spine['no_spine_found']} of {spine['checked']} films", ""]
         return "\n".join(lines)
 
     def _write(self, engine: Engine) -> None:
@@ -243,7 +262,9 @@ class SegmentationReport:
             json.dump(summary, f, indent=2, allow_nan=True)
         path = os.path.join(self.output_dir, "metrics_per_image.csv")
         with atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=["image", "patient_id", "view", "quality", *METRICS, "review_score"])
+            writer = csv.DictWriter(
+                f, fieldnames=["image", "patient_id", "view", "quality", *METRICS, "review_score", "spine_found"]
+            )
             writer.writeheader()
             writer.writerows(self.rows)
         with atomic_write(os.path.join(self.output_dir, "metrics_table.md")) as tmp, open(tmp, "w") as f:

@@ -10,10 +10,12 @@
 # limitations under the License.
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
+import torch
 
 from r2mf_monai.handlers.segmentation_report import SegmentationReport, segmentation_metrics
 
@@ -76,3 +78,20 @@ def test_summary_groups_by_view_and_quality_and_correlates_the_review_score() ->
     assert summary["review"]["spearman_rho"] == pytest.approx(1.0, abs=1e-6)
     table = report.markdown(summary)
     assert "| coronal | 3 |" in table and "n/a" in table and "Spearman" in table
+
+
+def test_films_without_a_spine_are_counted(tmp_path) -> None:
+    from ignite.engine import Engine
+
+    report = SegmentationReport(output_dir=str(tmp_path), image_key=None, num_worst=0)
+    mask = torch.zeros(1, 16, 16)
+    mask[0, 6:10, 2:14] = 1
+    verdicts = [{"spine_found": True}, {"spine_found": False, "reason": "no spine found: the predicted mask is empty"}]
+    outputs = [{"pred": mask, "label": mask, "spine": v} for v in verdicts]
+    engine = Engine(lambda e, b: outputs)
+    report.attach(engine)
+    engine.run([[{"image": torch.zeros(1, 16, 16)}, {"image": torch.zeros(1, 16, 16)}]], max_epochs=1)
+    summary = json.loads((tmp_path / "metrics_summary.json").read_text())
+    assert summary["spine_check"] == {"checked": 2, "no_spine_found": 1, "images": ["case_1"]}
+    assert "no spine found on 1 of 2 films" in (tmp_path / "metrics_table.md").read_text()
+    assert "spine_found" in (tmp_path / "metrics_per_image.csv").read_text().splitlines()[0]
