@@ -241,8 +241,12 @@ class SaveSegmentationd(MapTransform):
                     path = f"{base}_{self.overlay_postfix}.png"
                     files["overlay_png"] = str(save_overlay(image_hw, mask_hw, path, root=root, **self.overlay_kwargs))
                 if "dcmseg" in self.formats:
+                    # a film SpinePlausibilityd (its default verdict_key "spine") found no spine on gets no SEG
+                    no_spine = isinstance(d.get("spine"), Mapping) and d["spine"].get("spine_found") is False
                     header = read_dicom_header(source) if isinstance(source, (str, os.PathLike)) and source else None
-                    if header is None:
+                    if no_spine:
+                        logger.warning("%s: no DICOM SEG written (%s).", name, d["spine"].get("reason"))
+                    elif header is None:
                         logger.warning("%s is not a DICOM file: no DICOM SEG written for it.", name)
                     else:
                         path = f"{base}_{self.seg_postfix}.dcm"

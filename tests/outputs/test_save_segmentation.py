@@ -355,3 +355,17 @@ def test_full_disk_skips_the_image_and_goes_on(tmp_path):
     assert "large []" in run.stdout and "small ['mask_png', 'overlay_png']" in run.stdout, run.stdout
     assert "skipping /in/large.png: its outputs cannot be written (File too large" in run.stderr, run.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["small_mask.png", "small_overlay.png"]
+
+
+def test_no_seg_for_a_film_without_a_spine(tmp_path, caplog):
+    # SpinePlausibilityd's verdict (data["spine"]) says no spine: the mask PNG is written, the DICOM SEG is not
+    pixels = np.zeros((44, 26), np.uint16)
+    pixels[5:35, 9:15] = 3000
+    make_dx(tmp_path / "ankle.dcm", pixels, "MONOCHROME2")
+    image = LoadImage(reader="PydicomReader", image_only=True, ensure_channel_first=True)(str(tmp_path / "ankle.dcm"))
+    verdict = {"spine_found": False, "reason": "no spine found: the DICOM BodyPartExamined is ANKLE"}
+    d = {"pred": (image > 1000).float(), "raw": image, "spine": verdict}
+    with caplog.at_level(logging.WARNING):
+        out = SaveSegmentationd("pred", output_dir=tmp_path / "out", formats=("png", "dcmseg"))(d)
+    assert "dicom_seg" not in out["pred_files"] and not list((tmp_path / "out").glob("*_seg.dcm"))
+    assert "mask_png" in out["pred_files"] and "no DICOM SEG written (no spine found" in caplog.text
