@@ -11,7 +11,7 @@
 
 """Calibrate the review flag's threshold on a validation evaluation (see r2mf_monai.experiments.review_calibration).
 
-    python scripts/calibrate_review.py EVAL_DIR/metrics_per_image.csv [--worst_fraction 0.1] [--output out.json]
+python scripts/calibrate_review.py EVAL_DIR/metrics_per_image.csv [--worst_fraction 0.1] [--output out.json]
 """
 
 from __future__ import annotations

@@ -34,9 +34,7 @@ __all__ = ["count_complexity"]
 logger = logging.getLogger(__name__)
 
 
-def count_complexity(
-    network: nn.Module, image_size: int, in_channels: int = 1, batch_size: int = 1
-) -> dict[str, int]:
+def count_complexity(network: nn.Module, image_size: int, in_channels: int = 1, batch_size: int = 1) -> dict[str, int]:
     """Trainable parameters and FLOPs of one eval-mode forward pass of a (batch, C, S, S) input.
 
     Args:

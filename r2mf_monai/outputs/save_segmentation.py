@@ -35,15 +35,17 @@ from monai.utils import ImageMetaKey, ensure_tuple
 from r2mf_monai.outputs.atomic import atomic_write, check_inside, full_suffix
 from r2mf_monai.outputs.dicom_seg import read_dicom_header, write_dicom_seg
 from r2mf_monai.outputs.overlay import save_mask_png, save_overlay
-from r2mf_monai.transforms.readers import RADIOGRAPH_SUFFIXES
+from r2mf_monai.outputs.secondary_capture import write_secondary_capture
+from r2mf_monai.transforms.readers import RADIOGRAPH_SUFFIXES, pixel_spacing_from_meta
 
 __all__ = ["SaveSegmentationd", "SaveSegmentationD", "SaveSegmentationDict", "SUPPORTED_FORMATS", "output_stem"]
 
 logger = logging.getLogger(__name__)
 
 #: Output formats: ``png`` (uint8 0/255 mask), ``nii`` (NIfTI ``.nii.gz``, 0/1 uint8 with the image affine),
-#: ``dcmseg`` (DICOM SEG, only for DICOM sources).
-SUPPORTED_FORMATS = ("png", "nii", "dcmseg")
+#: ``dcmseg`` (DICOM SEG, only for DICOM sources), ``sc`` (DICOM Secondary Capture of the overlay with the curves and
+#: Cobb angles burnt in, for PACS that cannot show a SEG; only for DICOM sources).
+SUPPORTED_FORMATS = ("png", "nii", "dcmseg", "sc")
 
 # input suffixes stripped from the output stem: the reader's, and other image formats a pipeline may have converted
 # from; anything else (e.g. the ".5" of a DICOM file named by its UID) is kept
@@ -101,19 +103,22 @@ class SaveSegmentationd(MapTransform):
       ``overlay_max_height`` (1500 rows by default) are down-sampled for the overlay only;
     * ``<stem>_<seg_postfix>.dcm`` (``dcmseg``): a DICOM SEG referencing the source image (see
       :func:`r2mf_monai.outputs.write_dicom_seg`); only when the source file is DICOM, otherwise a warning is logged
-      and the SEG skipped.
+      and the SEG skipped;
+    * ``<stem>_sc.dcm`` (``sc``): a DICOM Secondary Capture of the overlay with the centreline, Cobb lines and angles
+      of the mask (measured here with the film's pixel spacing) burnt in, in the source's study (see
+      :func:`r2mf_monai.outputs.secondary_capture.write_secondary_capture`); only for a DICOM source, as the SEG.
 
     Every file is written to a temporary name in its folder and renamed when complete. The written paths are
     recorded in ``data[files_key]`` (``"<key>_files"`` by default) as a dict with the keys ``"mask_png"``,
-    ``"mask_nii"``, ``"overlay_png"`` and ``"dicom_seg"`` (those written), so later steps can report them. The
-    prediction itself is left unchanged.
+    ``"mask_nii"``, ``"overlay_png"``, ``"dicom_seg"`` and ``"dicom_sc"`` (those written), so later steps can report
+    them. The prediction itself is left unchanged.
 
     Args:
         keys: key(s) of the prediction(s). Defaults to ``"pred"``.
         output_dir: output folder (created). Defaults to ``"./"``.
         image_key: key of the un-normalised radiograph for the overlay; ``None`` with ``overlay=False``.
             Defaults to ``"raw"``.
-        formats: any of ``"png"``, ``"nii"``, ``"dcmseg"``. Defaults to ``("png", "nii")``.
+        formats: any of ``"png"``, ``"nii"``, ``"dcmseg"``, ``"sc"``. Defaults to ``("png", "nii")``.
         overlay: also write the overlay PNG. Defaults to ``True``.
         output_postfix: postfix of the mask files. Defaults to ``"mask"``.
         overlay_postfix: postfix of the overlay. Defaults to ``"overlay"``.
@@ -251,6 +256,19 @@ class SaveSegmentationd(MapTransform):
                     else:
                         path = f"{base}_{self.seg_postfix}.dcm"
                         files["dicom_seg"] = str(write_dicom_seg(header, mask_hw, path, root=root, **self.seg_kwargs))
+                if "sc" in self.formats:
+                    # a film SpinePlausibilityd (its default verdict_key "spine") found no spine on gets no SC
+                    verdict = d.get("spine")
+                    header = read_dicom_header(source) if isinstance(source, (str, os.PathLike)) and source else None
+                    if isinstance(verdict, Mapping) and verdict.get("spine_found") is False:
+                        logger.warning("%s: no DICOM Secondary Capture written (%s).", name, verdict.get("reason"))
+                    elif header is None:
+                        logger.warning("%s is not a DICOM file: no DICOM Secondary Capture written for it.", name)
+                    else:
+                        path, spacing = f"{base}_sc.dcm", pixel_spacing_from_meta(meta)
+                        # without an overlay image the writer loads the source file itself
+                        sc = write_secondary_capture(header, mask_hw, path, image=image_hw, spacing=spacing, root=root)
+                        files["dicom_sc"] = str(sc)
             except OSError as e:
                 # one film whose outputs cannot be written (disk full, no permission, a file in the way of its
                 # folder) is named and skipped, and the run goes on; what it had written is removed: all or nothing

@@ -9,7 +9,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""R2MF-Net spinal-column segmentation as a MONAI Deploy application: DICOM radiographs in, DICOM SEG out.
+"""R2MF-Net spinal-column segmentation as a MONAI Deploy application: DICOM radiographs in, DICOM SEG and SC out.
 
 Graph (paper §3 for the network; the bundle's ``inference.json`` for everything around it)::
 
@@ -22,7 +22,8 @@ Run locally (MONAI Deploy venv: ``bash .ci/integration.sh deploy``)::
 
 ``-m`` is the bundle folder (``configs/`` + ``models/model.pt``); without it, ``$R2MF_BUNDLE`` or this
 repository's ``bundle/``. ``R2MF_MEASURE=0`` leaves the measurement report out. Every CR/DX single-frame instance of
-every study in the input folder gets ``<file name>_seg.dcm`` in the output folder.
+every study in the input folder gets ``<file name>_seg.dcm`` in the output folder, and ``<file name>_sc.dcm``: a
+Secondary Capture of the overlay with the curves and Cobb angles burnt in, for PACS that cannot show a SEG.
 """
 
 from __future__ import annotations

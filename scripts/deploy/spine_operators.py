@@ -129,10 +129,13 @@ class RadiographBundleInferenceOperator(Operator):
         parser = ConfigParser()
         parser.read_config(str(config_file))
         parser["bundle_root"] = str(self.bundle_path)
-        for key, value in self.overrides.items():
+        from r2mf_monai.inference.workflow import check_overrides, parse_device
+
+        # plain values only: MONAI's parser would run a "$..." override (R2MF_BUNDLE_OVERRIDES) as code
+        for key, value in check_overrides(self.overrides).items():
             parser[key] = value
         if self.device_name:
-            parser["device"] = f"$torch.device('{self.device_name}')"
+            parser["device"] = parse_device(self.device_name, option="device")  # a torch.device, not an expression
         device = parser.get_parsed_content("device")
         ts_path = self.bundle_path / "models" / "model.ts"
         ckpt = Path(parser.get_parsed_content("ckpt_path"))
@@ -220,10 +223,12 @@ def seg_file_names(results: list[dict[str, Any]]) -> list[str]:
 
 
 class SpineSegWriterOperator(Operator):
-    """Writes ``<source name>_seg.dcm`` (a DICOM SEG aligned with its source) for each result.
+    """Writes ``<source name>_seg.dcm`` (a DICOM SEG aligned with its source) for each result, and beside it
+    ``<source name>_sc.dcm``: a DICOM Secondary Capture of the overlay with the curves and Cobb angles burnt in, in
+    the source's study, for PACS that cannot show a SEG (``r2mf_monai.outputs.secondary_capture``).
 
     Input ``seg_results`` (from :class:`RadiographBundleInferenceOperator`); output ``seg_files``: the written paths,
-    in input order, with their sources (``[{"seg": str, "source": str}]``).
+    in input order, with their sources (``[{"seg": str, "sc": str, "source": str}]``).
 
     Args:
         fragment: the application.
@@ -241,6 +246,7 @@ class SpineSegWriterOperator(Operator):
     def compute(self, op_input, op_output, context) -> None:
         from r2mf_monai.outputs.atomic import confined_path
         from r2mf_monai.outputs.dicom_seg import write_dicom_seg
+        from r2mf_monai.outputs.secondary_capture import write_secondary_capture
 
         self.output_folder.mkdir(parents=True, exist_ok=True)
         written = []
@@ -249,7 +255,10 @@ class SpineSegWriterOperator(Operator):
             path = confined_path(self.output_folder, name)
             out = write_dicom_seg(result["source"], result["mask"], path, root=self.output_folder)
             logger.info("DICOM SEG written: %s", out)
-            written.append({"seg": str(out), "source": result["path"]})
+            # the same name with _sc: the picture every PACS shows (the writer loads and measures the source film)
+            sc_path = confined_path(self.output_folder, name[: -len("_seg.dcm")] + "_sc.dcm")
+            sc = write_secondary_capture(result["path"], result["mask"], sc_path, root=self.output_folder)
+            written.append({"seg": str(out), "sc": str(sc), "source": result["path"]})
         op_output.emit(written, "seg_files")
 
 

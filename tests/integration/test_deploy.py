@@ -173,6 +173,25 @@ def test_measurement_report_or_clean_skip(deploy_run: dict) -> None:
     assert reports, deploy_run["log"][-3000:]
 
 
+def test_one_secondary_capture_per_radiograph_in_its_study(deploy_run: dict) -> None:
+    """Beside each SEG, a Secondary Capture (the picture every PACS shows) in the source's study, a new series,
+    with the caption as text, that the validator passes."""
+    from r2mf_monai.outputs.secondary_capture import CAPTION_TITLE
+    from tests.outputs.utils import DCIODVFY, dciodvfy_errors
+
+    written = sorted(p.name for p in deploy_run["output"].glob("*_sc.dcm"))
+    assert written == sorted(f"{p.stem}_sc.dcm" for p in deploy_run["inputs"]), deploy_run["log"][-3000:]
+    for source_path in deploy_run["inputs"]:
+        source = pydicom.dcmread(source_path, stop_before_pixels=True)
+        sc = pydicom.dcmread(deploy_run["output"] / f"{source_path.stem}_sc.dcm")
+        assert (sc.StudyInstanceUID, sc.PatientID) == (source.StudyInstanceUID, source.PatientID)
+        assert sc.SeriesInstanceUID != source.SeriesInstanceUID
+        assert sc.SourceImageSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
+        assert sc.ImageComments.splitlines()[0] == CAPTION_TITLE
+        if DCIODVFY is not None:
+            assert dciodvfy_errors(deploy_run["output"] / f"{source_path.stem}_sc.dcm") == []
+
+
 def test_a_uid_never_reaches_a_path(hostile_run: dict) -> None:
     from r2mf_monai.outputs.dicom_seg import uid_file_part
 

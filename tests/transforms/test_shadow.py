@@ -53,9 +53,7 @@ def test_prob_zero_and_empty_label_pass_unchanged():
     assert torch.equal(RandColumnShadowd(keys="image", prob=1.0)(data)["image"], data["image"])
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{"prob": 2.0}, {"thoracic_prob": -1.0}, {"span": (0.7, 0.3)}, {"strength": (0.5,)}]
-)
+@pytest.mark.parametrize("kwargs", [{"prob": 2.0}, {"thoracic_prob": -1.0}, {"span": (0.7, 0.3)}, {"strength": (0.5,)}])
 def test_ill_arg(kwargs):
     with pytest.raises(ValueError):
         RandColumnShadowd(keys="image", **kwargs)
