@@ -43,7 +43,8 @@ logger = logging.getLogger(__name__)
 #: names of the files r2mf-monai writes beside a radiograph's stem (SaveSegmentationd's masks, overlay, SEG and SC;
 #: the measurement report), and the temporary names of its atomic writer: never inputs
 OUTPUT_NAME = re.compile(
-    r"(?:_(?:mask|overlay|seg|sc|measurements)(?:\.tmp-[0-9a-f]{8})?\.(?:png|nii|nii\.gz|dcm|json)"
+    r"(?:(?:_mask(?:\.tmp-[0-9a-f]{8})?\.(?:png|nii|nii\.gz))|(?:_overlay(?:\.tmp-[0-9a-f]{8})?\.png)"
+    r"|(?:_(?:seg|sc)(?:\.tmp-[0-9a-f]{8})?\.dcm)|(?:_measurements(?:\.tmp-[0-9a-f]{8})?\.(?:json|png))"
     r"|\.tmp-[0-9a-f]{8}(?:\.[a-z0-9]+)*)$",
     re.IGNORECASE,
 )

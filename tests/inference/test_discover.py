@@ -101,6 +101,9 @@ def test_stale_skipped_report_does_not_survive_a_clean_run(tmp_path: Path) -> No
         ("P1_coronal.png", False),
         ("mask.png", False),
         ("1.2.840.5", False),
+        ("examples_overlay.dcm", False),  # pydicom's test film: only our overlays are PNG
+        ("P1_mask.dcm", False),
+        ("P1_seg.png", False),
     ],
 )
 def test_is_output(tmp_path: Path, name: str, expected: bool) -> None:
