@@ -270,13 +270,14 @@ def measure_path(
 
 def _no_spine_found(folder: Path) -> dict[str, str]:
     """Output stem -> reason, for the films that ``r2mf-monai infer`` found no spine in, from the ``review.json`` of
-    ``folder`` or its nearest parent folder that has one (what :class:`r2mf_monai.handlers.ReviewFlag` wrote, with the
-    verdict of :mod:`r2mf_monai.measure.plausibility`); ``{}`` when there is none."""
+    ``folder`` or its nearest parent folder (up to four levels up) that has one: what
+    :class:`r2mf_monai.handlers.ReviewFlag` wrote, with the verdict of :mod:`r2mf_monai.measure.plausibility`;
+    ``{}`` when there is none."""
     import json
 
     from r2mf_monai.outputs.save_segmentation import output_stem
 
-    for parent in [folder.resolve(), *folder.resolve().parents]:
+    for parent in [folder.resolve(), *folder.resolve().parents][:5]:  # infer's sub-folders are a few levels deep
         path = parent / "review.json"
         if not path.is_file():
             continue
