@@ -161,8 +161,10 @@ class RadiographBundleInferenceOperator(Operator):
             device,
         )
 
-    def segment(self, path: str | os.PathLike) -> np.ndarray:
-        """The (H, W) uint8 0/1 mask of one radiograph file, on its own pixel grid."""
+    def segment(self, path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
+        """The (H, W) uint8 0/1 mask of one radiograph file, on its own pixel grid, and the bundle's spine check
+        verdict on it (``SpinePlausibilityd``'s ``{"spine_found": bool, "reason": str, ...}``; empty when the
+        bundle's post-processing has no such check)."""
         import torch
 
         if self._pipeline is None:
@@ -173,8 +175,9 @@ class RadiographBundleInferenceOperator(Operator):
             data["pred"] = inferer(data["image"][None].to(device), network)[0]
         data = post(data)
         pred = np.asarray(data["pred"].detach().cpu()) if hasattr(data["pred"], "detach") else np.asarray(data["pred"])
+        verdict = data.get("spine") if isinstance(data.get("spine"), dict) else {}
         # MONAI's 2-D arrays are (C, W, H) (x = column): transpose to the DICOM (Rows, Columns) grid
-        return (pred[0] > 0.5).T.astype(np.uint8)
+        return (pred[0] > 0.5).T.astype(np.uint8), verdict
 
     def compute(self, op_input, op_output, context) -> None:
         results = []
@@ -187,7 +190,13 @@ class RadiographBundleInferenceOperator(Operator):
             if int(ds.get("NumberOfFrames", 1) or 1) > 1:
                 logger.warning("skipping %s: multi-frame images are not radiographs this bundle segments", path)
                 continue
-            mask = self.segment(path)
+            mask, verdict = self.segment(path)
+            if verdict.get("spine_found") is False:
+                # the same rule as r2mf-monai infer: a film with no spine gets no SEG and no Secondary Capture
+                logger.warning(
+                    "%s: no spine found (%s): no DICOM SEG or Secondary Capture", path, verdict.get("reason")
+                )
+                continue
             rows, cols = int(ds.Rows), int(ds.Columns)
             if mask.shape != (rows, cols):
                 raise ValueError(f"{path}: mask shape {mask.shape} is not the image's Rows x Columns {(rows, cols)}")

@@ -82,6 +82,12 @@ def deploy_run(
     ct.SOPInstanceUID = pydicom.uid.generate_uid()
     ct.SeriesInstanceUID = pydicom.uid.generate_uid()
     ct.save_as(inputs / "not_a_radiograph.dcm")
+    # a radiograph of an ankle in the first patient's study: the bundle's spine check must keep it from the SEG/SC
+    ankle = pydicom.dcmread(picked[0])
+    ankle.BodyPartExamined = "ANKLE"
+    ankle.SOPInstanceUID = ankle.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    ankle.SeriesInstanceUID = pydicom.uid.generate_uid()
+    ankle.save_as(inputs / "ankle.dcm")
     log = run(
         [str(python), str(REPO / "scripts" / "deploy" / "app.py"), "-i", str(inputs), "-o", str(output), "-m",
          str(tiny_bundle)],
@@ -161,6 +167,12 @@ def test_monochrome1_and_monochrome2_give_the_same_mask(deploy_run: dict) -> Non
     ]
     assert masks[0].any()
     assert dice(masks[0], masks[1]) >= 0.99
+
+
+def test_no_seg_or_sc_for_a_film_with_no_spine(deploy_run: dict) -> None:
+    assert not list(deploy_run["output"].glob("ankle_*.dcm"))
+    assert "ankle.dcm: no spine found (" in deploy_run["log"], deploy_run["log"][-3000:]
+    assert "BodyPartExamined is ANKLE" in deploy_run["log"]
 
 
 def test_measurement_report_or_clean_skip(deploy_run: dict) -> None:
