@@ -65,7 +65,9 @@ def synthesize(
         preview: also write ``preview.png``, a grid of triplets with the masks overlaid.
     """
     from r2mf_monai.data.synthetic import synthesize_dataset
+    from r2mf_monai.utils import ensure_bool
 
+    preview = ensure_bool("--preview", preview)
     return str(
         synthesize_dataset(
             out_dir, patients=patients, seed=seed, split=split, scale=scale, workers=workers, preview=preview
@@ -212,9 +214,10 @@ def infer(
     from r2mf_monai.bundle_paths import find_bundle
     from r2mf_monai.inference.discover import check_output_dir
     from r2mf_monai.inference.workflow import inference_overrides, output_formats, run_inference_workflow
-    from r2mf_monai.utils import ensure_option
+    from r2mf_monai.utils import ensure_bool, ensure_option
 
     # every option is checked before the model loads; each error is one line naming the option (main)
+    overlay, measure = ensure_bool("--overlay", overlay), ensure_bool("--measure", measure)
     bundle_root = str(find_bundle(bundle_dir, config="inference.json", option="--bundle_dir"))
     config_file = os.path.join(bundle_root, "configs", "inference.json")
     if not os.path.exists(input_dir):
@@ -232,7 +235,7 @@ def infer(
         dataset_dir=os.path.abspath(input_dir),
         output_dir=check_output_dir(output_dir),
         output_formats=output_formats(formats, "--formats"),
-        save_overlay=bool(overlay),
+        save_overlay=overlay,
         **keys,
     )
     if backend == "onnxruntime":
@@ -288,6 +291,9 @@ def benchmark(
             return [v.strip() for v in value.split(",")]
         return None if value is None else list(value)
 
+    from r2mf_monai.utils import ensure_bool
+
+    end_to_end, smoke = ensure_bool("--end_to_end", end_to_end), ensure_bool("--smoke", smoke)
     out = run_benchmark(
         output_dir=output_dir,
         models=_list(models),
@@ -349,7 +355,9 @@ def evaluate_landmarks(
 
     from r2mf_monai.experiments.public_benchmark import evaluate_landmarks as run
     from r2mf_monai.inference.workflow import check_overrides, parse_device
+    from r2mf_monai.utils import ensure_bool
 
+    skip_inference = ensure_bool("--skip_inference", skip_inference)
     # typed and checked before anything runs: MONAI's config parser would evaluate a "$..." value (main: one line)
     for option, value in (("--overrides", overrides), ("--network_def", network_def)):
         if value is not None and not isinstance(value, dict):

@@ -29,6 +29,7 @@ from monai.utils import look_up_option
 __all__ = [
     "SPATIAL_DIMS",
     "USER_ERRORS",
+    "ensure_bool",
     "ensure_int",
     "ensure_option",
     "ensure_spatial_dims",
@@ -60,6 +61,27 @@ def ensure_int(name: str, value: Any, minimum: int = 1) -> int:
         kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         raise ValueError(f"{name} must be {kind}, got {name}={value!r}.")
     return int(value)
+
+
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def ensure_bool(name: str, value: Any) -> bool:
+    """``value`` as a ``bool``: a bool, ``0``/``1``, or one of ``true/false``, ``yes/no``, ``on/off`` in any case.
+
+    A command line gives ``--overlay false`` as the string ``"false"``, which Python's ``bool()`` reads as true.
+
+    Raises:
+        ValueError: naming the argument and its value.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Integral) and value in (0, 1):
+        return bool(value)
+    word = str(value).strip().lower()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise ValueError(f"{name} must be true or false, got {value!r}.")
 
 
 def ensure_spatial_dims(spatial_dims: Any) -> int:

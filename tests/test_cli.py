@@ -62,6 +62,7 @@ USER_ERRORS: list[tuple[Callable[[Path, Path], list[str]], str, str]] = [
     (lambda t, f: ["infer", str(f), str(t / "o"), "--formats", f"png,{FORMAT_INJECTION}"], "infer", "--formats"),
     (lambda t, f: ["infer", str(f), str(t / "o"), "--device", DEVICE_INJECTION], "infer", "--device"),
     (lambda t, f: ["infer", str(f), str(t / "o"), "--device", "gpu"], "infer", "--device"),
+    (lambda t, f: ["infer", str(f), str(t / "o"), "--overlay", "maybe"], "infer", "--overlay"),
     (lambda t, f: ["infer", str(f), _file_in_the_way(t)], "infer", "cannot be written"),
     (lambda t, f: ["infer", str(f), str(t / "o"), "--bundle_dir", str(t)], "infer", "--bundle_dir"),
     (lambda t, f: ["infer", str(f), str(t / "o"), "--model", str(t / "no.pt")], "infer", "--model"),

@@ -17,7 +17,7 @@ import warnings
 
 import pytest
 
-from r2mf_monai.utils import quiet_library_logs, user_error_in
+from r2mf_monai.utils import ensure_bool, quiet_library_logs, user_error_in
 
 
 def _wrapped(error: BaseException, times: int) -> BaseException:
@@ -56,3 +56,19 @@ def test_quiet_library_logs(caplog):
         logging.getLogger("r2mf_monai.outputs").warning("ours")
     assert not [str(w.message) for w in caught], [str(w.message) for w in caught]
     assert [r.getMessage() for r in caplog.records] == ["ours"]
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [(True, True), (False, False), ("false", False), ("False", False), ("no", False), ("off", False), (0, False)]
+    + [("true", True), ("YES", True), ("on", True), (1, True)],
+)
+def test_ensure_bool_reads_command_line_words(value, expected):
+    # fire gives "--overlay false" as the string "false", which bool() reads as True
+    assert ensure_bool("--overlay", value) is expected
+
+
+@pytest.mark.parametrize("value", ["maybe", 2, "", None])
+def test_ensure_bool_names_the_option(value):
+    with pytest.raises(ValueError, match="--overlay must be true or false"):
+        ensure_bool("--overlay", value)
