@@ -145,6 +145,10 @@ class ReviewFlag:
         image_key: the network input in the batch. Defaults to ``"image"``.
         verdict_key: the spine check's verdict in each output item
             (:class:`r2mf_monai.transforms.SpinePlausibilityd`). Defaults to ``"spine"``.
+        files_key: the written outputs in each output item (:class:`r2mf_monai.outputs.SaveSegmentationd`'s
+            ``files_key``), recorded as ``outputs`` so that a later ``r2mf-monai measure`` finds each mask's entry
+            (the mask of ``b/x.png`` or of ``y.png`` beside ``y.dcm`` is not named after the image alone). Defaults
+            to ``"pred_files"``.
     """
 
     def __init__(
@@ -154,6 +158,7 @@ class ReviewFlag:
         mc_samples: int = 0,
         image_key: str = "image",
         verdict_key: str = "spine",
+        files_key: str = "pred_files",
     ) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
@@ -164,6 +169,7 @@ class ReviewFlag:
         self.mc_samples = mc_samples
         self.image_key = image_key
         self.verdict_key = verdict_key
+        self.files_key = files_key
         self.records: list[dict[str, Any]] = []
         self.run_id = ""
         self.started = ""
@@ -227,6 +233,9 @@ class ReviewFlag:
             }
             if isinstance(verdict, dict) and verdict.get("spine_found") is False:
                 record["no_spine_reason"] = verdict.get("reason", "")
+            files = item.get(self.files_key) if isinstance(item, dict) else None
+            if isinstance(files, dict) and files:
+                record["outputs"] = {str(k): os.path.abspath(str(v)) for k, v in files.items()}
             self.records.append(record)
             if flagged:
                 logger.warning("review flag: %s (%s)", name, "; ".join(why))

@@ -241,8 +241,9 @@ def measure_path(
                 sp = sp or img_sp
             arrays[view], spacings[view], sources[view] = arr, sp or default_spacing, str(f)
             bare = re.sub(r"_(?:mask|seg|label|labels|pred)$", "", stem(f), flags=re.I)
-            if bare in no_spine:
-                refused[view] = no_spine[bare]
+            reason = no_spine.get(str(Path(f).resolve()), no_spine.get(bare))
+            if reason is not None:
+                refused[view] = reason
             po = meta.get("patient_orientation")
             if orient == "auto" and po and po[0][:1] in ("L", "R"):
                 # the row direction points to the patient's left: image right = patient left (AP display), and v.v.
@@ -269,10 +270,11 @@ def measure_path(
 
 
 def _no_spine_found(folder: Path) -> dict[str, str]:
-    """Output stem -> reason, for the films that ``r2mf-monai infer`` found no spine in, from the ``review.json`` of
-    ``folder`` or its nearest parent folder (up to four levels up) that has one: what
-    :class:`r2mf_monai.handlers.ReviewFlag` wrote, with the verdict of :mod:`r2mf_monai.measure.plausibility`;
-    ``{}`` when there is none."""
+    """Written mask path (resolved) -> reason, for the films that ``r2mf-monai infer`` found no spine in, from the
+    ``review.json`` of ``folder`` or its nearest parent folder (up to four levels up) that has one: what
+    :class:`r2mf_monai.handlers.ReviewFlag` wrote (each entry's ``outputs``), with the verdict of
+    :mod:`r2mf_monai.measure.plausibility`. An entry without ``outputs`` (an older ``review.json``) is keyed by the
+    output stem of its image's name instead. ``{}`` when there is none."""
     import json
 
     from r2mf_monai.outputs.save_segmentation import output_stem
@@ -283,11 +285,17 @@ def _no_spine_found(folder: Path) -> dict[str, str]:
             continue
         try:
             images = json.loads(path.read_text()).get("images", [])
-            return {
-                output_stem(str(e["image"])): str(e.get("no_spine_reason") or "no spine found")
-                for e in images
-                if isinstance(e, dict) and e.get("spine_found") is False and e.get("image")
-            }
+            found: dict[str, str] = {}
+            for e in images:
+                if not (isinstance(e, dict) and e.get("spine_found") is False and e.get("image")):
+                    continue
+                reason = str(e.get("no_spine_reason") or "no spine found")
+                outputs = e.get("outputs")
+                if isinstance(outputs, dict) and outputs:
+                    found.update({str(Path(p).resolve()): reason for p in outputs.values()})
+                else:
+                    found[output_stem(str(e["image"]))] = reason
+            return found
         except (OSError, ValueError, AttributeError):
             logger.warning("could not read %s; the inference's spine verdicts are left out", path)
             return {}

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -91,8 +93,12 @@ def _run(output_dir, films: list[tuple[str, dict | None, str]], threshold: float
 
     def step(engine, batch):
         return [
-            {"pred": torch.zeros(1, 8, 8), "spine": verdict}
-            for (_, verdict, _) in batch_films[engine.state.iteration - 1]
+            {
+                "pred": torch.zeros(1, 8, 8),
+                "spine": verdict,
+                "pred_files": {"mask_png": f"/out/{Path(p).stem}_mask.png"},
+            }
+            for (p, verdict, _) in batch_films[engine.state.iteration - 1]
         ]
 
     batch_films = [[f] for f in films]
@@ -136,6 +142,8 @@ def test_no_spine_and_read_warnings_are_flagged_with_the_reason(tmp_path):
     images = {e["image"]: e for e in json.loads((tmp_path / "review.json").read_text())["images"]}
     assert images["ankle.dcm"]["flagged"] and images["ankle.dcm"]["why"] == [NO_SPINE["reason"]]
     assert images["ankle.dcm"]["no_spine_reason"] == NO_SPINE["reason"]
+    # the written mask, by which r2mf-monai measure finds the entry of a mask in a sub-folder or renamed
+    assert images["ankle.dcm"]["outputs"] == {"mask_png": "/out/ankle_mask.png"}
     assert images["zero.png"]["flagged"] and images["zero.png"]["warnings"] == [warning]
     assert not images["ok.png"]["flagged"] and images["ok.png"]["why"] == []
 

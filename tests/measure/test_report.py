@@ -315,3 +315,18 @@ def test_no_angles_for_a_film_the_inference_found_no_spine_on(tmp_path, caplog):
     assert ankle["views"] == {} and ankle["not_measured"]["coronal"]["reason"] == reason
     assert "ankle_mask.png not measured: " + reason in caplog.text
     assert _load(result["spine_mask"]["report"])["views"]
+
+
+def test_the_no_spine_verdict_follows_the_written_mask_not_the_name(tmp_path):
+    # infer wrote a/x.png's and b/x.png's masks into sub-folders; only a/x.png had no spine: b/x is measured
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        Image.fromarray((straight_mask() * 255).astype(np.uint8)).save(tmp_path / sub / "x_mask.png")
+    entry = {"image": "x.png", "path": "/films/a/x.png", "spine_found": False, "no_spine_reason": "a blank film"}
+    entry["outputs"] = {"mask_png": str(tmp_path / "a" / "x_mask.png")}
+    other = {"image": "x.png", "path": "/films/b/x.png", "spine_found": True}
+    other["outputs"] = {"mask_png": str(tmp_path / "b" / "x_mask.png")}
+    (tmp_path / "review.json").write_text(json.dumps({"images": [entry, other]}))
+    result = measure_path(tmp_path, output=tmp_path / "measurements", figure=False)
+    assert _load(result["a/x_mask"]["report"])["not_measured"]["coronal"]["reason"] == "a blank film"
+    assert _load(result["b/x_mask"]["report"])["views"]
