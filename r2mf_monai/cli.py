@@ -404,6 +404,32 @@ def _one_line(error: BaseException) -> str:
     return " ".join(text.split())
 
 
+def _unknown_options(args: Sequence[str]) -> str | None:
+    """One line naming the first ``--option`` the sub-command does not have, else ``None``.
+
+    fire calls the function first and complains about arguments it could not use afterwards, so a mistyped option
+    (``--formts sc``) would run a whole inference before the error: the names are checked against the signature
+    before anything runs. fire's own spellings are accepted: ``--a-b`` for ``a_b``, ``--noflag`` for ``flag``.
+    """
+    import inspect
+
+    command = next((a for a in args if not a.startswith("-")), None)
+    if command not in COMMANDS:
+        return None  # no or an unknown sub-command: fire's usage message says which there are
+    names = set(inspect.signature(COMMANDS[command]).parameters)
+    for arg in args[args.index(command) + 1 :]:
+        if arg == "--":  # what follows is for fire itself (--help, --interactive, ...)
+            break
+        if not arg.startswith("--") or arg in ("--help", "--debug"):
+            continue
+        name = arg[2:].split("=", 1)[0].replace("-", "_")
+        if name in names or (name.startswith("no") and name[2:] in names):
+            continue
+        options = ", ".join(f"--{n}" for n in sorted(names))
+        return f"r2mf-monai {command}: unknown option {arg.split('=', 1)[0]} (options: {options})"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``r2mf-monai`` console script.
 
@@ -420,6 +446,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
     quiet_library_logs()
+    unknown = _unknown_options(args)
+    if unknown:
+        raise SystemExit(unknown)
     try:
         fire.Fire(COMMANDS, command=args, name="r2mf-monai")
     except Exception as e:

@@ -63,6 +63,8 @@ USER_ERRORS: list[tuple[Callable[[Path, Path], list[str]], str, str]] = [
     (lambda t, f: ["infer", str(f), str(t / "o"), "--device", DEVICE_INJECTION], "infer", "--device"),
     (lambda t, f: ["infer", str(f), str(t / "o"), "--device", "gpu"], "infer", "--device"),
     (lambda t, f: ["infer", str(f), str(t / "o"), "--overlay", "maybe"], "infer", "--overlay"),
+    (lambda t, f: ["infer", str(f), str(t / "o"), "--formts", "sc"], "infer", "unknown option --formts"),
+    (lambda t, f: ["measure", str(t), "--spacing=0.2", "--min-cob", "5"], "measure", "unknown option --min-cob"),
     (lambda t, f: ["infer", str(f), _file_in_the_way(t)], "infer", "cannot be written"),
     (lambda t, f: ["infer", str(f), str(t / "o"), "--bundle_dir", str(t)], "infer", "--bundle_dir"),
     (lambda t, f: ["infer", str(f), str(t / "o"), "--model", str(t / "no.pt")], "infer", "--model"),
