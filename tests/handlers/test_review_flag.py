@@ -177,3 +177,21 @@ def test_a_run_clears_its_images_at_its_start(tmp_path):
         engine.run(Loader([[{"image": MetaTensor(torch.rand(1, 8, 8))}]]), max_epochs=1)
     review = json.loads((tmp_path / "review.json").read_text())
     assert [e["path"] for e in review["images"]] == ["/in/a.png"]
+
+
+def _many_runs(args: tuple[str, str, int]) -> None:
+    folder, name, runs = args
+    for i in range(runs):
+        _run(folder, [(f"/in/{name}{i}.png", SPINE, "")])
+
+
+def test_concurrent_runs_into_one_folder_lose_no_image(tmp_path):
+    # two processes merging into one review.json at once: without the folder lock, read-merge-write loses entries
+    import json
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        pool.map(_many_runs, [(str(tmp_path), "a", 25), (str(tmp_path), "b", 25)])
+    review = json.loads((tmp_path / "review.json").read_text())
+    assert sorted(e["image"] for e in review["images"]) == sorted(f"{n}{i}.png" for n in "ab" for i in range(25))
+    assert len(review["runs"]) == 50
