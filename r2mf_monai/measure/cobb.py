@@ -381,8 +381,11 @@ def find_vertebra_curves(
     """Curves from vertebra tilts: stretches between alternating tilt extremes (the end vertebrae), as a reader
     measures Cobb angles on endplates (Cobb 1948), each at least ``min_cobb`` degrees.
 
-    Levels are the fitted vertebrae's own names; the apex is the vertebra whose centre lies farthest from the line
-    joining the end vertebrae's centres. Positions along the column (fractions, indices) are those of the centreline
+    The main curve runs between the two most tilted vertebrae (the largest tilt difference, as the AASCE calculator
+    and a reader take it): a zig-zag over all the tilts can end a curve early at a vertebra a few degrees out of line
+    and report the main curve in pieces. The curves above and below it are the zig-zag's on the tilts there. Levels
+    are the fitted vertebrae's own names; the apex is the vertebra whose centre lies farthest from the line joining the
+    end vertebrae's centres. Positions along the column (fractions, indices) are those of the centreline
     points nearest to the vertebra centres.
     """
     spacing = np.asarray(centreline.spacing if centreline.spacing is not None else (1.0, 1.0))
@@ -392,7 +395,15 @@ def find_vertebra_curves(
     frac = centreline.fraction
     csvl = float(centreline.points[-1, 1]) if csvl_col is None else float(csvl_col)
     curves = []
-    pivots = tangent_extremes(t, min_cobb)
+    diff = np.abs(t[:, None] - t[None, :])
+    upper, lower = sorted(np.unravel_index(int(np.argmax(diff)), diff.shape))
+    pivots = [i for i in tangent_extremes(t[: upper + 1], min_cobb) if i < upper] + [int(upper), int(lower)]
+    pivots += [int(lower) + i for i in tangent_extremes(t[lower:], min_cobb) if i > 0]
+    keep = [pivots[0]]  # alternating extremes only: drop a pivot that lies between its neighbours' tilts
+    for i, j in zip(pivots[1:-1], pivots[2:], strict=True):
+        if (t[i] - t[keep[-1]]) * (t[j] - t[i]) < 0:
+            keep.append(i)
+    pivots = keep + pivots[-1:] if len(pivots) > 1 else pivots
     for i0, i1 in zip(pivots[:-1], pivots[1:], strict=True):
         cobb = abs(float(t[i1] - t[i0]))
         if cobb < min_cobb:
@@ -553,7 +564,10 @@ def measure_mask(
     otherwise from the centreline's tangent. With ``lowest_level="auto"`` a mask is taken to end at L5 when it is cut
     square at its bottom (:func:`.endplates.detect_lowest_level`) *and* its outline is notched (the AASCE annotation
     made into masks by ``r2mf-monai landmarks2mask``); smooth masks (the bundle's predictions, which run on to the
-    sacrum) are read as ending with the sacrum.
+    sacrum) are read as ending with the sacrum. A ``levels`` model without sacrum says the mask ends at L5, as
+    ``lowest_level="L5"`` does; told so, a notched outline is read for vertebrae when its fit is close
+    (:data:`.endplates.FIT_PX`) or, failing that, when it has no more vertices than its vertebrae have corners
+    (:attr:`.endplates.VertebraFit.outline_vertices`: a vertebra jutting out of line spoils the fit, not the polygon).
 
     Args:
         mask: (H, W) array, row 0 at the top (the head); values > 0.5 are the column.
@@ -583,18 +597,24 @@ def measure_mask(
     fg = binarize_mask(arr)
     centreline = _centreline(fg, sp, smoothing)
     levels = LevelModel() if levels is None else levels
-    end = lowest_level
+    # a level model without sacrum says the mask ends at L5 as lowest_level="L5" does
+    end = "L5" if lowest_level == "auto" and levels.sacrum_mm == 0 else lowest_level
+    told_l5 = end == "L5"
     vertebrae = None
     vm_note = None
-    if end != "S" and (end == "L5" or detect_lowest_level(fg, centreline) == "L5"):
+    if end != "S" and (told_l5 or detect_lowest_level(fg, centreline) == "L5"):
+        names = LevelModel(top=levels.top, sacrum_mm=0.0).vertebrae
         try:
-            vertebrae = fit_vertebrae(fg, centreline, names=LevelModel(top=levels.top, sacrum_mm=0.0).vertebrae)
+            vertebrae = fit_vertebrae(fg, centreline, names=names)
         except ValueError:  # an outline too short for its vertebrae: the centreline's tangent still measures it
             vertebrae = None
-        if vertebrae is not None and (vertebrae.notch_px < NOTCH_PX or vertebrae.fit_px > FIT_PX):
-            # a smooth outline (a predicted mask) has no notches to read endplates from, and an upsampled one's
-            # staircase is rough but no polygon of corners
-            vertebrae = None
+        if vertebrae is not None:
+            # an upsampled staircase is rough but no polygon of corners: the fitted corners leave it far off, and it
+            # needs more vertices than its vertebrae have corners. Told that the mask ends at L5, a corner-built
+            # outline whose fit is poor (a vertebra jutting out of line) is still taken for one by its vertex count.
+            polygon = vertebrae.fit_px <= FIT_PX or (told_l5 and vertebrae.outline_vertices <= 4 * len(names))
+            if vertebrae.notch_px < NOTCH_PX or not polygon:  # a smooth outline has no notches to read endplates from
+                vertebrae = None
         if end == "auto":  # only an outline built from vertebra corners is taken to end at L5 unasked
             end = "L5" if vertebrae is not None else "S"
     if vertebrae is None and centreline.wobble > WOBBLE_REF and smoothing < MAX_SMOOTHING:
@@ -611,6 +631,6 @@ def measure_mask(
     )
     if vm_note is not None:
         vm.notes.append(vm_note)
-    if lowest_level == "auto" and end == "L5":
+    if lowest_level == "auto" and not told_l5 and end == "L5":
         vm.notes.append("the mask is cut square at its bottom: taken to end at L5 (lowest_level='S' to override)")
     return vm

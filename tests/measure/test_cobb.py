@@ -17,8 +17,9 @@ import pytest
 from scipy import ndimage
 
 from r2mf_monai.constants import VERTEBRAE
-from r2mf_monai.measure.centreline import MaskNotMeasurableError
-from r2mf_monai.measure.cobb import measure_mask, tangent_extremes
+from r2mf_monai.measure.centreline import MaskNotMeasurableError, extract_centreline
+from r2mf_monai.measure.cobb import find_vertebra_curves, measure_mask, tangent_extremes
+from r2mf_monai.measure.endplates import VertebraFit
 from r2mf_monai.measure.levels import REGIONS, LevelModel
 from tests.measure.shapes import arc_mask, band, path, s_curve_mask, straight_mask, wobbly_mask
 
@@ -211,3 +212,24 @@ def test_wobbly_outline_keeps_one_curve(turn, amplitude, period):
 def test_smooth_masks_keep_the_fine_smoothing(mask):
     vm = measure_mask(mask)
     assert vm.centreline.wobble < 0.01 and not any("wobbly" in n for n in vm.notes)
+
+
+@pytest.mark.parametrize(
+    "tilts,expected",
+    [
+        # a 6 degree reversal inside the curve: a zig-zag ends the curve there (20 and 26 degrees); the main curve runs
+        # between the two most tilted vertebrae, as the AASCE calculator and a reader take it
+        ([20.0, 10.0, 0.0, 6.0, -10.0, -20.0], [40.0]),
+        # a curve above the main one stays a curve of its own
+        ([-10.0, 5.0, 10.0, 0.0, -12.0, -24.0, -10.0, 5.0, 20.0], [20.0, 34.0, 44.0]),
+    ],
+)
+def test_main_curve_between_the_most_tilted_vertebrae(tilts, expected):
+    t = np.asarray(tilts)
+    rows = 100.0 + 80.0 * np.arange(len(t))
+    corners = np.stack([np.stack([rows - 20, np.full_like(rows, c)], 1) for c in (250.0, 350.0, 250.0, 350.0)], 1)
+    corners[:, 2:, 0] += 40
+    vertebrae = VertebraFit(names=VERTEBRAE[: len(t)], corners=corners, tilt_deg=t)
+    centreline = extract_centreline(straight_mask())
+    curves = find_vertebra_curves(vertebrae, centreline, min_cobb=5.0)
+    assert [round(c.cobb_deg, 6) for c in curves] == expected
