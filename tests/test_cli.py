@@ -140,9 +140,15 @@ def test_the_console_script_prints_one_line(extra, expected, tmp_path, films):
 def test_a_configs_folder_in_the_current_directory_is_not_run(tmp_path, films):
     """A hostile ``configs/`` where the user happens to stand: the installed bundle runs, the log says which, and the
     log has no library chatter (nvImageCodec notices, highdicom's module copying for the DICOM SEG)."""
-    from tests.transforms.radiograph_files import make_pixels, write_dicom
+    import shutil
 
-    write_dicom(films / "P3_coronal.dcm", make_pixels(96, 64), pixel_spacing=(0.5, 0.5))
+    from r2mf_monai.data.synthetic import synthesize_dataset
+
+    # a DICOM film with a spine on it (the generator's), so that the spine check lets its DICOM SEG be written
+    synthetic = synthesize_dataset(
+        tmp_path / "synthetic", patients=1, seed=5, scale=0.25, workers=1, formats=("dicom",)
+    )
+    shutil.copy(next(Path(synthetic).parent.rglob("*_coronal.dcm")), films / "P3_coronal.dcm")
     hostile = tmp_path / "cwd"
     (hostile / "configs").mkdir(parents=True)
     (hostile / "configs" / "metadata.json").write_text(json.dumps({"version": "6.6.6"}))
