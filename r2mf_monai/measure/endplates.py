@@ -215,25 +215,12 @@ class _Chain:
 
     def chord_costs(self, width: int) -> tuple[np.ndarray, np.ndarray]:
         """``cost[b, w]``: squared distances of points ``b - w .. b`` to their chord; ``start[b, w] = b - w``."""
-        q, n = self.q, len(self.q)
-        s1 = np.concatenate([[[0.0, 0.0]], np.cumsum(q, axis=0)])
-        s2 = np.concatenate([np.zeros((1, 2, 2)), np.cumsum(q[:, :, None] * q[:, None, :], axis=0)])
+        n = len(self.q)
         b = np.arange(n)[:, None]
         w = np.arange(width)[None, :]
         valid = (b - w >= 0) & (w > 0)
         a = np.maximum(b - w, 0)
-        cnt = (b - a + 1).astype(float)
-        m1, m2, qa = s1[b + 1] - s1[a], s2[b + 1] - s2[a], q[a]
-        d = q[b] - qa
-        normal = np.stack([-d[..., 1], d[..., 0]], axis=-1) / (np.linalg.norm(d, axis=-1, keepdims=True) + 1e-9)
-        # sum over the span of (normal . (p - qa))^2, from the running sums of p and p p^T
-        scatter = (
-            m2
-            - qa[..., :, None] * m1[..., None, :]
-            - m1[..., :, None] * qa[..., None, :]
-            + cnt[..., None, None] * qa[..., :, None] * qa[..., None, :]
-        )
-        cost = np.einsum("abi,abij,abj->ab", normal, scatter, normal)
+        cost = _segment_costs(self.q, _running_sums(self.q), a, b)
         cost[~valid] = np.inf
         return cost, a
 

@@ -29,6 +29,7 @@ import hashlib
 import logging
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import highdicom as hd
@@ -55,6 +56,32 @@ def _source_name(source: str | os.PathLike | Dataset) -> str:
             return filename
         return f"the source dataset (SOPInstanceUID {source.get('SOPInstanceUID', '?')})"
     return os.fspath(source)
+
+
+def _source_dataset(
+    source: str | os.PathLike | Dataset, required: Sequence[str], not_dicom: str, lacking: str
+) -> tuple[str, Dataset]:
+    """The name and (header) dataset of the DICOM source of a derived object (SEG, Secondary Capture).
+
+    Args:
+        source: a dataset, or the path of a DICOM file (read without its pixel data).
+        required: attributes the derived object needs from the source.
+        not_dicom: message of the error for a file that is not DICOM, formatted with ``name``.
+        lacking: message of the error for a source without some of ``required``, formatted with ``name`` and
+            ``missing``.
+
+    Raises:
+        FileNotFoundError: ``source`` is a path that does not exist.
+        ValueError: with ``not_dicom`` or ``lacking``.
+    """
+    name = _source_name(source)
+    ds = source if isinstance(source, Dataset) else read_dicom_header(source)
+    if ds is None:
+        raise ValueError(not_dicom.format(name=name))
+    missing = [k for k in required if k not in ds]
+    if missing:
+        raise ValueError(lacking.format(name=name, missing=", ".join(missing)))
+    return name, ds
 
 
 def uid_file_part(uid: object) -> str:
@@ -229,16 +256,12 @@ def write_dicom_seg(
         ValueError: when ``source`` is not a DICOM image, is multi-frame, or the mask's shape is not its
             Rows x Columns (each message names the source file).
     """
-    name = _source_name(source)
-    if isinstance(source, Dataset):
-        ds = source
-    else:
-        ds = read_dicom_header(source)
-        if ds is None:
-            raise ValueError(f"DICOM source {name!r} is not a DICOM file; a DICOM SEG needs a DICOM source image.")
-    missing = [k for k in _REQUIRED if k not in ds]
-    if missing:
-        raise ValueError(f"DICOM source {name!r} is not an image a SEG can reference: it lacks {', '.join(missing)}.")
+    name, ds = _source_dataset(
+        source,
+        _REQUIRED,
+        not_dicom="DICOM source {name!r} is not a DICOM file; a DICOM SEG needs a DICOM source image.",
+        lacking="DICOM source {name!r} is not an image a SEG can reference: it lacks {missing}.",
+    )
     try:
         frames = int(ds.get("NumberOfFrames", 1) or 1)
     except (TypeError, ValueError) as e:

@@ -46,7 +46,7 @@ from r2mf_monai.outputs.atomic import atomic_write
 
 # the SEG writer's header reading, the Type 2 patient/study attributes it makes present and its fixes of legacy
 # (ACR-NEMA) dates and times: one place for both outputs
-from r2mf_monai.outputs.dicom_seg import _TYPE2_COPIED, _normalise_dates_and_times, _source_name, read_dicom_header
+from r2mf_monai.outputs.dicom_seg import _TYPE2_COPIED, _normalise_dates_and_times, _source_dataset
 from r2mf_monai.outputs.overlay import overlay_mask
 
 __all__ = ["burn_in_measurement", "measure_for_capture", "measurement_summary", "write_secondary_capture"]
@@ -296,20 +296,13 @@ def write_secondary_capture(
         ValueError: when ``source`` is not a DICOM image (e.g. a PNG), the mask's or image's shape is not its
             Rows x Columns (each message names the source file), or ``output`` resolves outside ``root``.
     """
-    name = _source_name(source)
-    if isinstance(source, Dataset):
-        ds = source
-    else:
-        ds = read_dicom_header(source)
-        if ds is None:
-            raise ValueError(
-                f"source {name!r} is not a DICOM file; a Secondary Capture needs a DICOM source to take its patient "
-                "and study from."
-            )
-    missing = [k for k in _REQUIRED if k not in ds]
-    if missing:
-        raise ValueError(f"DICOM source {name!r} cannot place a Secondary Capture in its study: it lacks "
-                         f"{', '.join(missing)}.")  # fmt: skip
+    name, ds = _source_dataset(
+        source,
+        _REQUIRED,
+        not_dicom="source {name!r} is not a DICOM file; a Secondary Capture needs a DICOM source to take its patient "
+        "and study from.",
+        lacking="DICOM source {name!r} cannot place a Secondary Capture in its study: it lacks {missing}.",
+    )
     mask = np.asarray(mask)
     rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
     if mask.ndim != 2 or (rows and cols and mask.shape != (rows, cols)):
