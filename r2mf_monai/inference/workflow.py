@@ -197,17 +197,20 @@ def run_inference_workflow(bundle_root: str | os.PathLike, overrides: Mapping[st
     """
     from monai.bundle import ConfigParser, ConfigWorkflow
 
-    from r2mf_monai.utils import quiet_library_logs, user_error_in
+    from r2mf_monai.utils import ensure_bool, quiet_library_logs, user_error_in
 
     overrides = check_overrides(overrides)
     root = os.path.abspath(bundle_root)
     configs = os.path.join(root, "configs")
     # a key the config does not have would be added and silently ignored (or fail deep inside): name it now
     known = ConfigParser(ConfigParser.load_config_files(os.path.join(configs, "inference.json")))
-    for key in overrides:
+    for key in list(overrides):
         parent = key.rsplit("#", 1)[0] if "#" in key else key
         if parent not in known:
             raise ValueError(f"{key}: no such key in {os.path.join(configs, 'inference.json')}")
+        # a command line gives `{"review": false}` as the string "false", which `$not @review` reads as true
+        if key in known and isinstance(known[key], bool) and not isinstance(overrides[key], bool):
+            overrides[key] = ensure_bool(key, overrides[key])
     workflow = ConfigWorkflow(
         config_file=os.path.join(configs, "inference.json"),
         meta_file=os.path.join(configs, "metadata.json"),

@@ -170,6 +170,20 @@ def test_run_inference_workflow_writes_masks(films, tmp_path):
             assert set(np.unique(np.asarray(mask))) <= {0, 255}
 
 
+@pytest.mark.parametrize("review, written", [("false", False), ("no", False), ("true", True), (True, True)])
+def test_run_inference_workflow_types_a_boolean_given_as_text(review, written, films, tmp_path):
+    # a command line's `--overrides '{"review": false}'` arrives as the string "false": `$not @review` would read it
+    # as true and score every film
+    out = tmp_path / "out"
+    run_inference_workflow(BUNDLE, {**_overrides(films, out, model=MODEL), "review": review})
+    assert (out / "review.json").is_file() == written
+
+
+def test_run_inference_workflow_refuses_a_boolean_that_is_not_one(films, tmp_path):
+    with pytest.raises(ValueError, match="review must be true or false, got 'maybe'"):
+        run_inference_workflow(BUNDLE, {**_overrides(films, tmp_path / "out", model=MODEL), "review": "maybe"})
+
+
 @pytest.mark.parametrize("wrong", ["does_not_fit", "no_model_json"])
 def test_run_inference_workflow_checkpoint_error_is_itself(wrong, films, tmp_path):
     model = tmp_path / "model.pt"
