@@ -66,7 +66,11 @@ def _disagreement(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-6) -> torch.
 
 @torch.no_grad()
 def flip_dropout_uncertainty(
-    network: torch.nn.Module, image: torch.Tensor, flip_axis: int = 2, mc_samples: int = 0
+    network: torch.nn.Module,
+    image: torch.Tensor,
+    flip_axis: int = 2,
+    mc_samples: int = 0,
+    base: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-image score in [0, 1]: mean disagreement between the plain probability map and each variant's.
 
@@ -78,11 +82,15 @@ def flip_dropout_uncertainty(
         image: preprocessed batch (B, C, W, H).
         flip_axis: tensor axis of the horizontal flip. Defaults to ``2`` (MONAI's (W, H) layout: x).
         mc_samples: extra passes with dropout layers in train mode (0 for flip only). Defaults to ``0``.
+        base: the plain probability map of ``image`` when the caller has it already (the inference run's own
+            ``sigmoid(network(image))``): one forward pass less. Defaults to ``None`` (computed here).
     """
     was_training = network.training
     network.eval()
     try:
-        base = torch.sigmoid(network(image).float())
+        if base is None:
+            base = torch.sigmoid(network(image).float())
+        base = torch.as_tensor(base).float()
         variants = [torch.sigmoid(network(image.flip(flip_axis)).float()).flip(flip_axis)]
         if mc_samples > 0:
             dropouts = [m for m in network.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)]
@@ -149,6 +157,9 @@ class ReviewFlag:
             ``files_key``), recorded as ``outputs`` so that a later ``r2mf-monai measure`` finds each mask's entry
             (the mask of ``b/x.png`` or of ``y.png`` beside ``y.dcm`` is not named after the image alone). Defaults
             to ``"pred_files"``.
+        prob_key: the network's sigmoid probabilities on its own grid in each output item (what the bundles'
+            post-processing copies before thresholding), used as the plain map instead of a second plain forward
+            pass; ``None``, or an item without it, runs that pass. Defaults to ``"prob"``.
     """
 
     def __init__(
@@ -159,6 +170,7 @@ class ReviewFlag:
         image_key: str = "image",
         verdict_key: str = "spine",
         files_key: str = "pred_files",
+        prob_key: str | None = "prob",
     ) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
@@ -170,6 +182,7 @@ class ReviewFlag:
         self.image_key = image_key
         self.verdict_key = verdict_key
         self.files_key = files_key
+        self.prob_key = prob_key
         self.records: list[dict[str, Any]] = []
         self.run_id = ""
         self.started = ""
@@ -207,7 +220,9 @@ class ReviewFlag:
         batch = engine.state.batch if isinstance(engine.state.batch, list) else [engine.state.batch]
         outputs = engine.state.output if isinstance(engine.state.output, list) else [engine.state.output]
         images = torch.stack([torch.as_tensor(b[self.image_key]) for b in batch]).to(engine.state.device)
-        scores = flip_dropout_uncertainty(engine.network, images, mc_samples=self.mc_samples)
+        scores = flip_dropout_uncertainty(
+            engine.network, images, mc_samples=self.mc_samples, base=self._plain_probabilities(outputs, images)
+        )
         for item, source, score in zip(outputs, batch, scores.tolist(), strict=True):
             meta = getattr(source[self.image_key], "meta", {}) or {}
             source_name = str(meta.get("filename_or_obj", f"case_{len(self.records)}"))
@@ -239,6 +254,16 @@ class ReviewFlag:
             self.records.append(record)
             if flagged:
                 logger.warning("review flag: %s (%s)", name, "; ".join(why))
+
+    def _plain_probabilities(self, outputs: list[Any], images: torch.Tensor) -> torch.Tensor | None:
+        """The run's own probability maps on the network grid (``prob_key`` of every output item), or ``None``
+        when an item lacks it or it does not match the image grid: then the plain pass is computed again."""
+        if self.prob_key is None:
+            return None
+        probs = [item.get(self.prob_key) if isinstance(item, dict) else None for item in outputs]
+        if not all(isinstance(p, torch.Tensor) and tuple(p.shape) == tuple(images.shape[1:]) for p in probs):
+            return None
+        return torch.stack([torch.as_tensor(p) for p in probs]).to(images.device)
 
     def _merge(self, records: list[dict[str, Any]], drop: Iterable[str] = ()) -> dict[str, Any]:
         """Merge ``records`` (this run's) into ``review.json`` under the folder lock, dropping the entries of

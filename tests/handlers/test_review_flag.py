@@ -76,15 +76,38 @@ def test_the_score_is_zero_for_a_flip_symmetric_network() -> None:
     assert torch.allclose(flip_dropout_uncertainty(Symmetric(), x), torch.zeros(3), atol=1e-6)
 
 
+def test_a_given_plain_map_gives_the_same_score_with_one_pass_less(trained: torch.nn.Module) -> None:
+    x = torch.stack([_band(10)[0], _band(11)[0]])
+    calls = []
+    hook = trained.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        recomputed = flip_dropout_uncertainty(trained, x)
+        passes_recomputed = len(calls)
+        calls.clear()
+        with torch.no_grad():
+            plain = torch.sigmoid(trained(x))
+        calls.clear()
+        given = flip_dropout_uncertainty(trained, x, base=plain)
+    finally:
+        hook.remove()
+    assert torch.allclose(given, recomputed, atol=1e-6)
+    assert (passes_recomputed, len(calls)) == (2, 1)
+    # a wrong plain map gives a different score: the argument is used
+    assert not torch.allclose(flip_dropout_uncertainty(trained, x, base=1.0 - plain), recomputed, atol=1e-3)
+
+
 @pytest.mark.parametrize("kwargs", [{"threshold": -0.1}, {"threshold": 1.5}, {"mc_samples": -1}])
 def test_ill_args(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         ReviewFlag(output_dir=None, **kwargs)
 
 
-def _run(output_dir, films: list[tuple[str, dict | None, str]], threshold: float = 0.5) -> ReviewFlag:
+def _run(
+    output_dir, films: list[tuple[str, dict | None, str]], threshold: float = 0.5, passes: list | None = None
+) -> ReviewFlag:
     """One inference run of the handler over ``films`` (path, the spine verdict in the output, the reader's
-    warnings), with a 1x1 convolution as the network."""
+    warnings), with a 1x1 convolution as the network; with ``passes``, the run's own probability maps are in the
+    output (``prob``) and every forward pass of the handler is appended to ``passes``."""
     from ignite.engine import Engine, Events
     from monai.data import MetaTensor
 
@@ -97,6 +120,7 @@ def _run(output_dir, films: list[tuple[str, dict | None, str]], threshold: float
                 "pred": torch.zeros(1, 8, 8),
                 "spine": verdict,
                 "pred_files": {"mask_png": f"/out/{Path(p).stem}_mask.png"},
+                **({} if passes is None else {"prob": torch.sigmoid(engine.network(engine.state.batch[0]["image"]))}),
             }
             for (p, verdict, _) in batch_films[engine.state.iteration - 1]
         ]
@@ -108,6 +132,11 @@ def _run(output_dir, films: list[tuple[str, dict | None, str]], threshold: float
     ]
     engine = Engine(step)
     engine.network = torch.nn.Conv2d(1, 1, 1)
+    if passes is not None:
+        engine.add_event_handler(
+            Events.ITERATION_COMPLETED(once=1),  # before the handler's own: count only its passes from here on
+            lambda e: engine.network.register_forward_hook(lambda *_: passes.append(1)),
+        )
     engine.add_event_handler(Events.STARTED, lambda e: setattr(e.state, "device", torch.device("cpu")))
     handler.attach(engine)
     engine.run(data, max_epochs=1)
@@ -132,6 +161,15 @@ def test_two_runs_into_one_folder_keep_both(tmp_path):
     assert by_path["/in/b.png"]["spine_found"] is False and by_path["/in/b.png"]["flagged"]  # the newest run wins
     assert [r["run_id"] for r in review["runs"]] == [first["run_id"], second_run.run_id]
     assert review["no_spine_found"] == 1 and review["flagged"] == 1
+
+
+def test_the_handler_uses_the_run_s_own_probabilities(tmp_path):
+    import json
+
+    passes: list = []
+    _run(tmp_path, [("/in/a.png", SPINE, "")], passes=passes)
+    assert len(passes) == 1  # the mirrored pass only: the plain map is the run's `prob`
+    assert json.loads((tmp_path / "review.json").read_text())["images"][0]["score"] >= 0
 
 
 def test_no_spine_and_read_warnings_are_flagged_with_the_reason(tmp_path):
