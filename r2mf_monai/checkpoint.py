@@ -93,12 +93,22 @@ def describe_network(network: torch.nn.Module) -> dict[str, Any]:
     return described
 
 
-def write_model_config(ckpt_path: str | os.PathLike, network: torch.nn.Module, image_size: int) -> Path:
-    """Write ``<ckpt>.json`` (the network's ``network_def`` and ``image_size``) atomically; return its path."""
+def write_model_config(
+    ckpt_path: str | os.PathLike,
+    network: torch.nn.Module,
+    image_size: int,
+    clahe_clip_limit: float | None = None,
+    clahe_tiles: int = 8,
+) -> Path:
+    """Write ``<ckpt>.json`` atomically; return its path. It holds the network's ``network_def``, ``image_size`` and
+    the fixed CLAHE of the input (``clahe_clip_limit``, ``None`` for none, and ``clahe_tiles``;
+    :class:`r2mf_monai.transforms.CLAHEd`), which inference must repeat."""
     path = model_config_path(ckpt_path)
     content = {
         "network_def": describe_network(network),
         "image_size": int(image_size),
+        "clahe_clip_limit": None if clahe_clip_limit is None else float(clahe_clip_limit),
+        "clahe_tiles": int(clahe_tiles),
         "r2mf_monai_version": r2mf_monai.__version__,
     }
     text = json.dumps(content, indent=4) + "\n"
@@ -133,6 +143,12 @@ def read_model_config(ckpt_path: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"'{path}': 'network_def' has no '_target_'")
     if not isinstance(config.get("image_size"), int) or config["image_size"] <= 0:
         raise ValueError(f"'{path}': 'image_size' must be a positive integer, got {config.get('image_size')!r}")
+    clip = config.setdefault("clahe_clip_limit", None)  # weights of bundle 0.4.0 and before: no CLAHE
+    if clip is not None and not (isinstance(clip, (int, float)) and 0 < clip <= 1):
+        raise ValueError(f"'{path}': 'clahe_clip_limit' must be null or in (0, 1], got {clip!r}")
+    tiles = config.setdefault("clahe_tiles", 8)
+    if not isinstance(tiles, int) or isinstance(tiles, bool) or tiles < 1:
+        raise ValueError(f"'{path}': 'clahe_tiles' must be a positive integer, got {tiles!r}")
     return config
 
 

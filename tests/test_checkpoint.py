@@ -104,6 +104,16 @@ def test_check_accepts_a_checkpoint_saver_dict(tmp_path: Path) -> None:
         ('{"image_size": 64}', ValueError, "no 'network_def'"),
         ('{"network_def": {"channels": [4]}, "image_size": 64}', ValueError, "no '_target_'"),
         ('{"network_def": {"_target_": "x.Y"}, "image_size": 0}', ValueError, "'image_size' must be a positive"),
+        (
+            '{"network_def": {"_target_": "x.Y"}, "image_size": 64, "clahe_clip_limit": "strong"}',
+            ValueError,
+            "'clahe_clip_limit' must be null or in",
+        ),
+        (
+            '{"network_def": {"_target_": "x.Y"}, "image_size": 64, "clahe_clip_limit": 0.01, "clahe_tiles": 0}',
+            ValueError,
+            "'clahe_tiles' must be a positive",
+        ),
     ],
 )
 def test_bad_model_json_is_named(tmp_path: Path, content: str | None, error: type, expected: str) -> None:
@@ -113,6 +123,20 @@ def test_bad_model_json_is_named(tmp_path: Path, content: str | None, error: typ
         (tmp_path / "model.json").write_text(content)
     with pytest.raises(error, match=expected):
         network_from_checkpoint(ckpt)
+
+
+@pytest.mark.parametrize("clip_limit, tiles", [(None, 8), (0.015, 8), (0.03, 12)])
+def test_model_json_records_the_input_clahe(tmp_path: Path, clip_limit: float | None, tiles: int) -> None:
+    net = R2MFNet(**TINY)
+    write_model_config(tmp_path / "model.pt", net, 64, clahe_clip_limit=clip_limit, clahe_tiles=tiles)
+    config = read_model_config(tmp_path / "model.pt")
+    assert (config["clahe_clip_limit"], config["clahe_tiles"]) == (clip_limit, tiles)
+
+
+def test_a_model_json_of_older_weights_means_no_clahe(tmp_path: Path) -> None:
+    (tmp_path / "model.json").write_text('{"network_def": {"_target_": "x.Y"}, "image_size": 64}')
+    config = read_model_config(tmp_path / "model.pt")
+    assert (config["clahe_clip_limit"], config["clahe_tiles"]) == (None, 8)
 
 
 def test_a_network_without_recorded_arguments_is_described_by_class_and_asks_for_them(tmp_path: Path) -> None:

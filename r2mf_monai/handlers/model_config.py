@@ -29,19 +29,32 @@ class ModelConfigSaver:
     """After each validation, write ``<model>.json`` beside ``model_file`` once that file exists.
 
     Attach it to the evaluator after the ``CheckpointSaver`` that writes ``model_file`` (its key-metric save runs on
-    the evaluator's ``EPOCH_COMPLETED``; this runs on ``COMPLETED``). The JSON holds the network's ``network_def``
-    and ``image_size`` (see :mod:`r2mf_monai.checkpoint`); it is rewritten only when its content changes.
+    the evaluator's ``EPOCH_COMPLETED``; this runs on ``COMPLETED``). The JSON holds the network's ``network_def``,
+    ``image_size`` and the input's CLAHE (see :mod:`r2mf_monai.checkpoint`); it is rewritten only when its content
+    changes.
 
     Args:
         model_file: the best model's path (``train.json``'s ``model_file``).
         network: the trained network (its ``init_args`` describe it).
         image_size: the side of the square training input.
+        clahe_clip_limit: the fixed CLAHE of the training input (:class:`r2mf_monai.transforms.CLAHEd`), ``None``
+            for none. Defaults to ``None``.
+        clahe_tiles: its tiles along the longer side. Defaults to ``8``.
     """
 
-    def __init__(self, model_file: str, network: torch.nn.Module, image_size: int) -> None:
+    def __init__(
+        self,
+        model_file: str,
+        network: torch.nn.Module,
+        image_size: int,
+        clahe_clip_limit: float | None = None,
+        clahe_tiles: int = 8,
+    ) -> None:
         self.model_file = model_file
         self.network = network
         self.image_size = int(image_size)
+        self.clahe_clip_limit = None if clahe_clip_limit is None else float(clahe_clip_limit)
+        self.clahe_tiles = int(clahe_tiles)
 
     def attach(self, engine: Engine) -> None:
         from ignite.engine import Events
@@ -50,4 +63,4 @@ class ModelConfigSaver:
 
     def __call__(self, engine: Engine) -> None:
         if os.path.isfile(self.model_file):
-            write_model_config(self.model_file, self.network, self.image_size)
+            write_model_config(self.model_file, self.network, self.image_size, self.clahe_clip_limit, self.clahe_tiles)

@@ -17,7 +17,8 @@
 - :mod:`.flip_view`: ``RandFlipViewd``, the §4.2 horizontal flip that swaps left/right bending views;
 - :mod:`.closing`: ``BinaryClosing``/``BinaryClosingd``, the §3.9 3x3 closing;
 - :mod:`.framing`: ``RandSpineFramingd``, random clinical framing around the column (the field of view of real films);
-- :mod:`.clahe`: ``RandCLAHEd``, random CLAHE (the look of processed clinical films);
+- :mod:`.clahe`: ``RandCLAHEd``, random CLAHE (the look of processed clinical films), and ``CLAHEd``, the fixed
+  CLAHE before the network;
 - :mod:`.shadow`: ``RandColumnShadowd``, random soft-tissue shadow over part of the column (mediastinum, heart);
 - :mod:`.plausibility`: ``SpinePlausibilityd``, the "is it a spine?" verdict on each predicted mask.
 
@@ -27,7 +28,7 @@ intensity augmentations, sigmoid, threshold, largest component, ``Invertd``) is 
 
 from __future__ import annotations
 
-from r2mf_monai.transforms.clahe import RandCLAHED, RandCLAHEd, RandCLAHEDict
+from r2mf_monai.transforms.clahe import CLAHED, CLAHEd, CLAHEDict, RandCLAHED, RandCLAHEd, RandCLAHEDict
 from r2mf_monai.transforms.closing import BinaryClosing, BinaryClosingD, BinaryClosingd, BinaryClosingDict
 from r2mf_monai.transforms.flip_view import MIRRORED_VIEWS, RandFlipViewD, RandFlipViewd, RandFlipViewDict, mirror_view
 from r2mf_monai.transforms.framing import RandSpineFramingD, RandSpineFramingd, RandSpineFramingDict
@@ -48,6 +49,9 @@ __all__ = [
     "RandColumnShadowd",
     "RandColumnShadowD",
     "RandColumnShadowDict",
+    "CLAHEd",
+    "CLAHED",
+    "CLAHEDict",
     "RandCLAHEd",
     "RandCLAHED",
     "RandCLAHEDict",

@@ -9,11 +9,14 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Random contrast-limited adaptive histogram equalisation (CLAHE), the look of processed clinical films.
+"""Contrast-limited adaptive histogram equalisation (CLAHE): the look of processed clinical films, and a fixed
+input normalisation.
 
 Clinical radiographs leave the modality already equalised (strong local contrast, flattened soft tissue); MONAI has
 global histogram equalisation (``HistogramNormalized``) but no CLAHE, so this wraps scikit-image's
-``exposure.equalize_adapthist`` as a random MONAI map transform.
+``exposure.equalize_adapthist`` as MONAI map transforms: ``RandCLAHEd`` (an augmentation) and ``CLAHEd`` (the same
+equalisation with fixed settings, applied to every image before the network in training and inference alike, so
+that the network sees the dense mediastinum of a real film with the local contrast it learnt on).
 """
 
 from __future__ import annotations
@@ -27,7 +30,49 @@ from monai.transforms import MapTransform, RandomizableTransform
 from monai.utils import convert_to_dst_type, convert_to_numpy
 from skimage import exposure
 
-__all__ = ["RandCLAHEd", "RandCLAHED", "RandCLAHEDict"]
+__all__ = ["CLAHEd", "CLAHED", "CLAHEDict", "RandCLAHEd", "RandCLAHED", "RandCLAHEDict", "equalize_adapthist"]
+
+
+def equalize_adapthist(img: Any, clip_limit: float, tiles: int) -> Any:
+    """scikit-image's CLAHE of each channel of a channel-first 2-D image in [0, 1], ``tiles`` tiles along its longer
+    side (tiles of at least 8 pixels); returns the same type, dtype, device and metadata."""
+    arr = convert_to_numpy(img, dtype=np.float64)
+    kernel = max(8, max(arr.shape[1:]) // int(tiles))
+    out = np.stack([exposure.equalize_adapthist(np.clip(c, 0.0, 1.0), kernel, float(clip_limit)) for c in arr])
+    return convert_to_dst_type(out, img, dtype=img.dtype)[0]
+
+
+class CLAHEd(MapTransform):
+    """CLAHE with fixed settings on ``keys`` (channel-first 2-D images with intensities in [0, 1]).
+
+    Args:
+        keys: keys of the (C, W, H) images.
+        clip_limit: scikit-image's ``clip_limit`` (0..1, higher is stronger); ``None`` passes the images unchanged
+            (weights trained without it: the bundle configs take it from the weights' ``model.json``). Defaults to
+            ``0.015``.
+        tiles: the number of tiles along the longer side. Defaults to ``8``.
+        allow_missing_keys: don't raise for a key absent from the data. Defaults to ``False``.
+
+    Raises:
+        ValueError: ``clip_limit`` outside (0, 1] or ``tiles`` below 1.
+    """
+
+    def __init__(
+        self, keys: KeysCollection, clip_limit: float | None = 0.015, tiles: int = 8, allow_missing_keys: bool = False
+    ) -> None:
+        if clip_limit is not None and not 0.0 < float(clip_limit) <= 1.0 or int(tiles) < 1:
+            raise ValueError(f"clip_limit must be in (0, 1] (or None) and tiles >= 1, got {clip_limit!r}, {tiles!r}.")
+        super().__init__(keys, allow_missing_keys)
+        self.clip_limit = None if clip_limit is None else float(clip_limit)
+        self.tiles = int(tiles)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        if self.clip_limit is None:
+            return d
+        for key in self.key_iterator(d):
+            d[key] = equalize_adapthist(d[key], self.clip_limit, self.tiles)
+        return d
 
 
 class RandCLAHEd(RandomizableTransform, MapTransform):
@@ -74,12 +119,9 @@ class RandCLAHEd(RandomizableTransform, MapTransform):
         clip = self.R.uniform(*self.clip_limit)
         tiles = self.R.randint(self.tiles[0], self.tiles[1] + 1)
         for key in self.key_iterator(d):
-            img = d[key]
-            arr = convert_to_numpy(img, dtype=np.float64)
-            kernel = max(8, max(arr.shape[1:]) // tiles)
-            out = np.stack([exposure.equalize_adapthist(np.clip(c, 0.0, 1.0), kernel, clip) for c in arr])
-            d[key] = convert_to_dst_type(out, img, dtype=img.dtype)[0]  # same type, dtype, device and metadata
+            d[key] = equalize_adapthist(d[key], clip, tiles)
         return d
 
 
+CLAHED = CLAHEDict = CLAHEd
 RandCLAHED = RandCLAHEDict = RandCLAHEd

@@ -344,3 +344,30 @@ def test_outputs_of_nested_inputs_do_not_collide_and_follow_the_umask(tiny_datas
     assert any(w.startswith("measurements/") for w in written)
     modes = {w: (out / w).stat().st_mode & 0o777 for w in written}
     assert set(modes.values()) == {0o666 & ~0o027}, modes
+
+
+@pytest.mark.parametrize("config", ["inference.json", "evaluate.json"])
+def test_the_input_clahe_follows_the_weights(config: str, tiny_dataset: Path, tmp_path: Path) -> None:
+    # weights trained on CLAHE'd inputs say so in their model.json; the configs apply the same CLAHE before the network
+    import torch
+    from monai.bundle import ConfigParser
+
+    from r2mf_monai.transforms import CLAHEd
+
+    shipped = json.loads((REPO / "bundle" / "models" / "model.json").read_text())
+    image = str(next(p for p in sorted((tiny_dataset / "images").iterdir()) if p.suffix == ".png"))
+    label = str(tiny_dataset / "labels" / Path(image).name)
+    inputs = {}
+    for clip in (None, 0.015):
+        folder = tmp_path / str(clip)
+        folder.mkdir()
+        shutil.copy(REPO / "bundle" / "models" / "model.pt", folder / "model.pt")
+        (folder / "model.json").write_text(json.dumps({**shipped, "clahe_clip_limit": clip, "clahe_tiles": 8}))
+        files = [REPO / "bundle" / "configs" / c for c in (["train.json"] if config == "evaluate.json" else [])]
+        parser = ConfigParser(ConfigParser.load_config_files([*files, REPO / "bundle" / "configs" / config]))
+        parser["ckpt_path"] = str(folder / "model.pt")
+        key = "preprocessing" if config == "inference.json" else "validate#preprocessing"
+        inputs[clip] = parser.get_parsed_content(key)({"image": image, "label": label})["image"]
+    assert not torch.allclose(inputs[None], inputs[0.015])
+    expected = CLAHEd("image", clip_limit=0.015, tiles=8)({"image": inputs[None]})["image"]
+    torch.testing.assert_close(inputs[0.015], expected)

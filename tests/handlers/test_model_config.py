@@ -23,15 +23,16 @@ from r2mf_monai.handlers import ModelConfigSaver
 from r2mf_monai.networks.nets import R2MFNet
 
 
-@pytest.mark.parametrize("image_size", [64, 256])
-def test_model_json_follows_the_saved_model(tmp_path: Path, image_size: int) -> None:
+@pytest.mark.parametrize("image_size, clahe", [(64, None), (256, 0.015)])
+def test_model_json_follows_the_saved_model(tmp_path: Path, image_size: int, clahe: float | None) -> None:
     net = R2MFNet(channels=[4, 8, 16, 32])
     model_file = tmp_path / "model_run.pt"
     evaluator = Engine(lambda engine, batch: None)
-    ModelConfigSaver(str(model_file), net, image_size).attach(evaluator)
+    ModelConfigSaver(str(model_file), net, image_size, clahe_clip_limit=clahe).attach(evaluator)
     evaluator.run([0])
     assert not (tmp_path / "model_run.json").exists()  # nothing saved yet: nothing to describe
     torch.save(net.state_dict(), model_file)
     evaluator.run([0])
     config = json.loads((tmp_path / "model_run.json").read_text())
     assert config["image_size"] == image_size and config["network_def"]["channels"] == [4, 8, 16, 32]
+    assert (config["clahe_clip_limit"], config["clahe_tiles"]) == (clahe, 8)

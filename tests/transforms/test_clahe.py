@@ -16,7 +16,7 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
-from r2mf_monai.transforms import RandCLAHEd
+from r2mf_monai.transforms import CLAHEd, RandCLAHEd
 
 
 def low_contrast_image() -> np.ndarray:
@@ -27,9 +27,10 @@ def low_contrast_image() -> np.ndarray:
 
 
 @pytest.mark.parametrize("wrap", [np.asarray, torch.as_tensor, MetaTensor])
-def test_equalises_contrast_and_keeps_type_and_range(wrap):
+@pytest.mark.parametrize("transform", [RandCLAHEd(keys="image", prob=1.0), CLAHEd(keys="image")])
+def test_equalises_contrast_and_keeps_type_and_range(wrap, transform):
     img = wrap(low_contrast_image())
-    out = RandCLAHEd(keys="image", prob=1.0)({"image": img})["image"]
+    out = transform({"image": img})["image"]
     assert type(out) is type(img)
     arr = np.asarray(out)
     assert arr.shape == (1, 64, 128)
@@ -48,3 +49,23 @@ def test_prob_zero_is_identity():
 def test_ill_arg(kwargs):
     with pytest.raises(ValueError):
         RandCLAHEd(keys="image", **kwargs)
+
+
+def test_fixed_clahe_is_deterministic_and_follows_its_settings():
+    img = low_contrast_image()
+    a = CLAHEd(keys="image", clip_limit=0.015, tiles=8)({"image": img})["image"]
+    np.testing.assert_array_equal(a, CLAHEd(keys="image", clip_limit=0.015, tiles=8)({"image": img})["image"])
+    stronger = CLAHEd(keys="image", clip_limit=0.05, tiles=8)({"image": img})["image"]
+    assert np.ptp(stronger[0, 20:40, 50:80]) != pytest.approx(np.ptp(a[0, 20:40, 50:80]))
+
+
+def test_fixed_clahe_without_a_clip_limit_passes_the_image():
+    # weights trained without CLAHE: their model.json has clahe_clip_limit null and the configs pass None
+    img = torch.as_tensor(low_contrast_image())
+    assert CLAHEd(keys="image", clip_limit=None)({"image": img})["image"] is img
+
+
+@pytest.mark.parametrize("kwargs", [{"clip_limit": 0.0}, {"clip_limit": 1.5}, {"tiles": 0}])
+def test_fixed_clahe_ill_arg(kwargs):
+    with pytest.raises(ValueError, match="clip_limit must be in"):
+        CLAHEd(keys="image", **kwargs)
