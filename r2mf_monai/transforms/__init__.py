@@ -20,6 +20,7 @@
 - :mod:`.clahe`: ``RandCLAHEd``, random CLAHE (the look of processed clinical films), and ``CLAHEd``, the fixed
   CLAHE before the network;
 - :mod:`.shadow`: ``RandColumnShadowd``, random soft-tissue shadow over part of the column (mediastinum, heart);
+- :mod:`.resize`: ``AntiAliasedResized``, MONAI's anti-aliased bilinear resize computed only where it is sampled;
 - :mod:`.plausibility`: ``SpinePlausibilityd``, the "is it a spine?" verdict on each predicted mask.
 
 Everything else in the pipeline (min-max scaling, aspect-preserving resize and zero padding, the affine and
@@ -43,9 +44,19 @@ from r2mf_monai.transforms.readers import (
     RasterRadiographReader,
     pixel_spacing_from_meta,
 )
+from r2mf_monai.transforms.resize import (
+    AntiAliasedResize,
+    AntiAliasedResizeD,
+    AntiAliasedResized,
+    AntiAliasedResizeDict,
+)
 from r2mf_monai.transforms.shadow import RandColumnShadowD, RandColumnShadowd, RandColumnShadowDict
 
 __all__ = [
+    "AntiAliasedResize",
+    "AntiAliasedResized",
+    "AntiAliasedResizeD",
+    "AntiAliasedResizeDict",
     "RandColumnShadowd",
     "RandColumnShadowD",
     "RandColumnShadowDict",
