@@ -40,6 +40,7 @@ __all__ = [
     "CheckpointMismatchError",
     "check_checkpoint_fits",
     "describe_network",
+    "input_clahe",
     "load_weights",
     "log_trained_model",
     "model_config_path",
@@ -150,6 +151,22 @@ def read_model_config(ckpt_path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(tiles, int) or isinstance(tiles, bool) or tiles < 1:
         raise ValueError(f"'{path}': 'clahe_tiles' must be a positive integer, got {tiles!r}")
     return config
+
+
+def input_clahe(init_ckpt: str | os.PathLike | None) -> tuple[float | None, int]:
+    """The input CLAHE (``clahe_clip_limit``, ``clahe_tiles``) that training from ``init_ckpt`` must keep: the one its
+    ``model.json`` records, ``(None, 8)`` (none) when there is no ``init_ckpt`` or no ``model.json`` beside it.
+
+    Fine-tuning weights that saw CLAHE'd inputs on plain ones (or the reverse) would silently start from a network
+    that no longer fits its inputs; ``train.json`` takes its defaults from here.
+
+    Raises:
+        ValueError: a ``model.json`` that is not valid (see :func:`read_model_config`).
+    """
+    if not init_ckpt or not model_config_path(init_ckpt).is_file():
+        return None, 8
+    config = read_model_config(init_ckpt)
+    return config["clahe_clip_limit"], config["clahe_tiles"]
 
 
 def load_weights(ckpt_path: str | os.PathLike) -> dict[str, torch.Tensor]:

@@ -133,6 +133,20 @@ def test_model_json_records_the_input_clahe(tmp_path: Path, clip_limit: float | 
     assert (config["clahe_clip_limit"], config["clahe_tiles"]) == (clip_limit, tiles)
 
 
+@pytest.mark.parametrize("with_json, clip_limit", [(False, None), (True, None), (True, 0.015)])
+def test_training_from_weights_keeps_their_input_clahe(
+    tmp_path: Path, with_json: bool, clip_limit: float | None
+) -> None:
+    from r2mf_monai.checkpoint import input_clahe
+
+    net = R2MFNet(**TINY)
+    torch.save(net.state_dict(), tmp_path / "model.pt")
+    if with_json:
+        write_model_config(tmp_path / "model.pt", net, 64, clahe_clip_limit=clip_limit, clahe_tiles=6)
+    assert input_clahe(tmp_path / "model.pt") == ((clip_limit, 6) if with_json else (None, 8))
+    assert input_clahe("") == (None, 8)  # train.json's init_ckpt when training from scratch
+
+
 def test_a_model_json_of_older_weights_means_no_clahe(tmp_path: Path) -> None:
     (tmp_path / "model.json").write_text('{"network_def": {"_target_": "x.Y"}, "image_size": 64}')
     config = read_model_config(tmp_path / "model.pt")
