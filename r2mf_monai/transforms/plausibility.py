@@ -45,8 +45,8 @@ class SpinePlausibilityd(MapTransform):
     Place it at the end of the inference post-processing, after ``Invertd`` and the last ``AsDiscreted`` (the mask on
     the film's grid) and before the writer. It reads the film's pixel spacing and DICOM Modality, BodyPartExamined and
     ViewPosition from the prediction's metadata (the reader's, carried through ``Invertd``), and the network's
-    confidence from ``prob_key`` (the sigmoid output copied before thresholding, on any grid), which it then removes
-    from the data. It writes ``data[verdict_key]`` (what
+    confidence from ``prob_key`` (the sigmoid output copied before thresholding, on any grid), which it leaves in the
+    data (the review flag reuses it as the plain probability map). It writes ``data[verdict_key]`` (what
     :meth:`~r2mf_monai.measure.plausibility.SpineCheck.to_dict` gives) and logs a WARNING naming the file when no
     spine is found; the mask itself is left as it is.
 
@@ -80,7 +80,7 @@ class SpinePlausibilityd(MapTransform):
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
-        prob = d.pop(self.prob_key, None) if self.prob_key is not None else None
+        prob = d.get(self.prob_key) if self.prob_key is not None else None
         for key in self.key_iterator(d):
             self._judge(d, d[key], prob)
         return d

@@ -184,6 +184,24 @@ def test_run_inference_workflow_refuses_a_boolean_that_is_not_one(films, tmp_pat
         run_inference_workflow(BUNDLE, {**_overrides(films, tmp_path / "out", model=MODEL), "review": "maybe"})
 
 
+def test_the_review_flag_reuses_the_run_s_probabilities(films, tmp_path, monkeypatch):
+    # the bundle's post-processing keeps `prob` to the end, so the review flag runs the mirrored pass only
+    import r2mf_monai.handlers.review_flag as review_flag
+
+    given = []
+    real = review_flag.flip_dropout_uncertainty
+
+    def recording(*args, **kwargs):
+        given.append(kwargs.get("base") is not None)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(review_flag, "flip_dropout_uncertainty", recording)
+    out = tmp_path / "out"
+    run_inference_workflow(BUNDLE, {**_overrides(films, out, model=MODEL), "review": True})
+    assert given == [True] * len(list(films.iterdir()))
+    assert len(json.loads((out / "review.json").read_text())["images"]) == len(given)
+
+
 @pytest.mark.parametrize("wrong", ["does_not_fit", "no_model_json"])
 def test_run_inference_workflow_checkpoint_error_is_itself(wrong, films, tmp_path):
     model = tmp_path / "model.pt"

@@ -48,7 +48,8 @@ def test_verdict(caplog, meta, prob, found, reason):
         data["prob"] = torch.where(COLUMN_WH > 0, torch.tensor(prob), torch.tensor(0.01))
     with caplog.at_level(logging.WARNING):
         out = SpinePlausibilityd(keys="pred")(data)
-    assert "prob" not in out and torch.equal(out["pred"], COLUMN_WH)
+    assert torch.equal(out["pred"], COLUMN_WH)
+    assert ("prob" in out) == (prob is not None)  # left for the review flag
     assert out["spine"]["spine_found"] is found and reason in out["spine"]["reason"]
     if prob is not None:
         assert out["spine"]["features"]["confidence"] == pytest.approx(prob)
