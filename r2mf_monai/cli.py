@@ -205,7 +205,8 @@ def infer(
             with one report per patient whose views are named ``<patient>_<view>``, in ``OUTPUT_DIR/measurements``;
             a mask that cannot be measured (a fragment, a looping or empty column) is reported as not measured.
         precision: ``auto`` (bfloat16 where the device runs it natively and its masks agree with float32's, else
-            float32), ``fp32`` (force float32) or ``bf16``; defaults to inference.json's ``precision`` (``auto``).
+            float32), ``fp32`` (float32) or ``bf16``; defaults to inference.json's ``precision`` (``fp32``: for one
+            patient's three views it is as fast as ``auto``, whose check costs what bfloat16 saves).
         model: the weights (``ckpt_path``); defaults to ``BUNDLE/models/model.pt``. The network and image size come
             from the ``.json`` beside it (``model.json``), which training writes.
     """

@@ -808,7 +808,7 @@ def _agreement_section(
 
 E2E_VARIANTS: dict[str, tuple[str, bool, dict[str, Any]]] = {
     # name -> (label, paper-width network at the benchmark's size (else the shipped weights), inference overrides)
-    "shipped": ("shipped weights, inference.json as shipped (precision auto, review flag on)", False, {}),
+    "shipped": ("shipped weights, inference.json as shipped (precision fp32, review flag on)", False, {}),
     "shipped_fp32": ("shipped weights, precision fp32, no review flag", False, {"precision": "fp32", "review": False}),
     "shipped_onnx": ("shipped weights, ONNX Runtime, no review flag", False, {"review": False}),
     "eager": ("paper width, eager fp32 (`network_def` as trained), no review flag", True, {"review": False}),
