@@ -60,6 +60,22 @@ def test_window_percentile_range(dtype, low, high):
     assert np.all(np.diff(out.ravel().astype(int)) >= 0)  # monotone on a monotone ramp
 
 
+@pytest.mark.parametrize("shape", [(2500, 1200), (1500, 1500)])
+def test_window_percentile_of_a_large_film_matches_the_exact_window(shape):
+    # a film of more than WINDOW_SAMPLE pixels is windowed from a sample: the grey levels stay within one of the
+    # exact window's
+    from r2mf_monai.outputs.overlay import WINDOW_SAMPLE
+
+    rng = np.random.default_rng(0)
+    rows = np.linspace(0, 1, shape[0])[:, None]
+    img = (3000 * rows * np.linspace(0.6, 1, shape[1])[None, :] + rng.normal(0, 200, shape)).astype(np.float32)
+    img[:50] = 4095  # burnt-in text and collimation: the kind of tail the 99th percentile must see
+    assert img.size > WINDOW_SAMPLE
+    lo, hi = np.percentile(img, (1, 99))
+    exact = (np.clip((img - lo) / (hi - lo), 0, 1) * 255 + 0.5).astype(np.uint8)
+    assert np.abs(window_percentile(img).astype(int) - exact).max() <= 1
+
+
 def test_window_percentile_constant_and_bad_args():
     assert (window_percentile(np.full((5, 6), 7.0)) == 0).all()
     with pytest.raises(ValueError, match="percentiles"):
