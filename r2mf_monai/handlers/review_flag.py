@@ -263,7 +263,7 @@ class ReviewFlag:
         probs = [item.get(self.prob_key) if isinstance(item, dict) else None for item in outputs]
         if not all(isinstance(p, torch.Tensor) and tuple(p.shape) == tuple(images.shape[1:]) for p in probs):
             return None
-        return torch.stack([torch.as_tensor(p) for p in probs]).to(images.device)
+        return torch.stack(probs).to(images.device)
 
     def _merge(self, records: list[dict[str, Any]], drop: Iterable[str] = ()) -> dict[str, Any]:
         """Merge ``records`` (this run's) into ``review.json`` under the folder lock, dropping the entries of

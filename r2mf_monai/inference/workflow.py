@@ -204,7 +204,7 @@ def run_inference_workflow(bundle_root: str | os.PathLike, overrides: Mapping[st
     configs = os.path.join(root, "configs")
     # a key the config does not have would be added and silently ignored (or fail deep inside): name it now
     known = ConfigParser(ConfigParser.load_config_files(os.path.join(configs, "inference.json")))
-    for key in list(overrides):
+    for key in overrides:
         parent = key.rsplit("#", 1)[0] if "#" in key else key
         if parent not in known:
             raise ValueError(f"{key}: no such key in {os.path.join(configs, 'inference.json')}")

@@ -53,8 +53,7 @@ def axis_matrix(size_in: int, size_out: int, dtype: torch.dtype = torch.float32)
     lam = src - i0
     sigma = max(0.0, (scale - 1.0) / 2.0)
     if sigma > 0:
-        kernel = gaussian_1d(torch.tensor(sigma, dtype=torch.float64), truncated=_TRUNCATED, approx="erf")
-        kernel = kernel.to(torch.float64)
+        kernel = gaussian_1d(torch.tensor(sigma, dtype=torch.float64), truncated=_TRUNCATED, approx="erf").double()
     else:
         kernel = torch.ones(1, dtype=torch.float64)
     tail = (kernel.numel() - 1) // 2
