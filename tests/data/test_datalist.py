@@ -167,3 +167,23 @@ def test_ill_arg(tmp_path, kwargs, match):
     images, masks = make_folders(tmp_path, patients=1)
     with pytest.raises(ValueError, match=match):
         build_datalist(images, masks, output=tmp_path / "d.json", **kwargs)
+
+
+def test_join_datalists(tmp_path):
+    from r2mf_monai.data.datalist import join_datalists
+
+    for name, extra in (("a", {"quality": "high"}), ("b", {})):
+        (tmp_path / name).mkdir()
+        item = {"image": "i.png", "label": "l.png", **extra}
+        (tmp_path / name / "datalist.json").write_text(json.dumps({"training": [item]}))
+    assert join_datalists(None, "training") == [] and join_datalists([], "training") == []
+    one = join_datalists(str(tmp_path / "a" / "datalist.json"), "training")
+    assert one == [{"image": str(tmp_path / "a" / "i.png"), "label": str(tmp_path / "a" / "l.png"), "quality": "high"}]
+    both = join_datalists([tmp_path / "a" / "datalist.json", tmp_path / "b" / "datalist.json"], "training")
+    assert [d["quality"] for d in both] == ["high", ""]  # keys aligned, so a mixed batch collates
+    assert both[1]["image"] == str(tmp_path / "b" / "i.png")
+    with pytest.raises(ValueError, match="'validation'"):  # the first datalist must have the list
+        join_datalists([tmp_path / "a" / "datalist.json"], "validation")
+    assert len(join_datalists([tmp_path / "a" / "datalist.json", tmp_path / "b" / "datalist.json"], "training")) == 2
+    with pytest.raises(FileNotFoundError, match="nope.json"):
+        join_datalists([tmp_path / "a" / "datalist.json", tmp_path / "nope.json"], "training")
