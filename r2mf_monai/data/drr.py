@@ -185,10 +185,10 @@ class ScolioticDRR:
         vertebra_labels: label ids of the column's vertebrae, in any order; those absent from the CT are skipped.
         contrast_labels: label ids of soft structures whose Hounsfield units are capped at soft tissue (contrast
             in vessels and organs; :func:`contrast_labels_from_csv`). Defaults to none.
-        spacing: pixel size of the rendered films in mm. Defaults to ``0.7``.
         canal_labels: label ids of the spinal cord or canal: a vertebra's body is the part in front of the canal's
             anterior edge on each slice (the arch, pedicles and processes are outside the column mask). Defaults to
             none, when ``body_fraction`` decides instead.
+        spacing: pixel size of the rendered films in mm. Defaults to ``0.7``.
         body_fraction: without ``canal_labels``, the anterior share of a vertebra's antero-posterior extent taken as
             its body. Defaults to ``0.42``.
 
@@ -254,9 +254,9 @@ class ScolioticDRR:
         )
 
     # -- geometry -------------------------------------------------------------------------------------------------
-    def _to_pixels(self, x_mm: np.ndarray, z_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """CT millimetres (x, z) to film (row, column) pixel indices (pixel j spans [j, j + 1) spacings)."""
-        return (self.shape_mm[2] - z_mm) / self.spacing - 0.5, x_mm / self.spacing - 0.5
+    def _film_centre(self, v: _Vertebra) -> tuple[float, float]:
+        """A body centre as film (row, column) pixel coordinates (pixel j spans [j, j + 1) spacings)."""
+        return (self.shape_mm[2] - v.centre[2]) / self.spacing - 0.5, v.centre[0] / self.spacing - 0.5
 
     def random_curve(self, rng: np.random.Generator, max_tilt_deg: float = 35.0) -> np.ndarray:
         """A scoliotic lateral shift in mm for every film row: one to three half-sine arcs of alternating side.
@@ -268,7 +268,7 @@ class ScolioticDRR:
             (rows,) float array, the sideways displacement of the spine's centreline at each row, in mm.
         """
         rows = self.out_shape[0]
-        ends = [self._to_pixels(np.zeros(1), np.asarray([v.centre[2]]))[0][0] for v in self.vertebrae]
+        ends = [self._film_centre(v)[0] for v in self.vertebrae]
         r0, r1 = min(ends), max(ends)
         n = int(rng.integers(1, 4))
         cuts = np.sort(rng.uniform(0.25, 0.75, n - 1)) if n > 1 else np.zeros(0)
@@ -312,11 +312,8 @@ class ScolioticDRR:
 
         # the body without its spine, warped sideways with the column (Gaussian fall-off from the centreline)
         rr, cc = np.mgrid[0:rows, 0:cols].astype(np.float32)
-        centre_col = np.interp(
-            rr[:, 0],
-            [self._to_pixels(v.centre[:1], v.centre[2:])[0][0] for v in self.vertebrae[::-1]],
-            [self._to_pixels(v.centre[:1], v.centre[2:])[1][0] for v in self.vertebrae[::-1]],
-        )
+        film_centres = np.array([self._film_centre(v) for v in self.vertebrae])  # cranial first: rows increase
+        centre_col = np.interp(rr[:, 0], film_centres[:, 0], film_centres[:, 1])
         sigma = rng.uniform(40.0, 90.0) / self.spacing
         disp = (shift[:, None] / self.spacing) * np.exp(-0.5 * ((cc - centre_col[:, None]) / sigma) ** 2)
         src_z = (self.shape_mm[2] - (rr + 0.5) * self.spacing) / self.ct_spacing[2] - 0.5
@@ -331,8 +328,7 @@ class ScolioticDRR:
         z_sorted = [v.centre[2] for v in self.vertebrae]
         mid = len(self.vertebrae) // 2
         new_row = np.zeros(len(self.vertebrae))
-        r_mid = self._to_pixels(np.zeros(1), np.asarray([z_sorted[mid]]))[0][0]
-        new_row[mid] = r_mid
+        new_row[mid] = film_centres[mid, 0]
         for order in (range(mid + 1, len(z_sorted)), range(mid - 1, -1, -1)):
             for i in order:
                 j = i - 1 if i > mid else i + 1
@@ -341,7 +337,6 @@ class ScolioticDRR:
                 s = np.interp(r_prev, t, slope)
                 new_row[i] = r_prev + np.sign(i - j) * gap / np.sqrt(1.0 + s * s)
         for i, v in enumerate(self.vertebrae):
-            r_old, col_old = (a[0] for a in self._to_pixels(v.centre[:1], v.centre[2:]))
             r_new = new_row[i]
             shift_here = np.interp(r_new, t, shift)
             tilt = np.arctan(np.interp(r_new, t, slope))
@@ -350,7 +345,7 @@ class ScolioticDRR:
             proj = (soft + k_bone * bone).sum(axis=1)  # (x, z) of the sub-volume
             body2d = body.max(axis=1)
             # film pixel (row, col) -> sub-volume (x, z): rotate by the tilt about the new centre, then undo the shift
-            c_old = np.array([r_old, col_old])
+            c_old = film_centres[i]
             c_new = np.array([r_new, c_old[1] + shift_here / self.spacing])
             rot = np.array([[np.cos(tilt), -np.sin(tilt)], [np.sin(tilt), np.cos(tilt)]])
             half = int(
