@@ -33,7 +33,7 @@ average on the 481 training films. So the corners are recovered from the outline
    the outline best (half the corners within 0.7 px of the annotation's on the AASCE training columns, 1.7 px before).
 
 On the 481 AASCE training films (``r2mf-monai evaluate-landmarks DATASET OUT --skip_inference``) the calculator on
-the tilts read so misses the dataset's main angle by 3.1 degrees on average (median 1.3). What still fails, looked at
+the tilts read so misses the dataset's main angle by 2.95 degrees on average (median 1.34). What still fails, looked at
 film by film: where a disc's side runs on in line with the bodies' (sharp curves, wedged vertebrae) there is no notch
 to read and one side's corners slip by a body or a disc against the other's, which tilts the vertebrae between by
 15-30 degrees; and a few annotations are broken (corners folded over, a 156 degree angle on a 40 degree spine).
@@ -322,7 +322,8 @@ def fit_vertebrae(
     step: float | None = None,
     weight: float = 10.0,
     rounds: int = 2,
-    partner_weight: float = 3.0,
+    partner_weight: float = 10.0,
+    partner_sigma: float = 0.3,
 ) -> VertebraFit:
     """Fit the corners of the vertebrae ``names`` (top to bottom, the mask ending at the last one) to a column outline.
 
@@ -334,10 +335,16 @@ def fit_vertebrae(
         weight: weight of the segment-length prior against the squared chord distances (pixels^2). Defaults to ``10``.
         rounds: left/right refits with the partner prior. Defaults to ``2``.
         partner_weight: weight of the partner prior (a corner's arc-length distance from its partner on the other
-            side, over 0.3 column widths, squared) against the squared chord distances. Defaults to ``3``: at ``1``
-            the two sides slip by a body or a disc where a vertebra is wedged or the curve is sharp (crossed endplates
-            tilted 20-30 degrees off, main-curve error 3.3 degrees on a third of the tuning films), at ``30`` the
-            pull flattens real endplate tilts (3.5 degrees); 3 and 10 give 3.0.
+            side, over ``partner_sigma`` column widths, squared) against the squared chord distances. Defaults to
+            ``10``. Only the ratio ``partner_weight / partner_sigma**2`` matters; main-curve MAE on the ground-truth
+            columns of the 249 AASCE fine-tuning films for that ratio: 11 -> 3.60 degrees (the two sides slip by a
+            body or a disc where a vertebra is wedged or the curve is sharp), 33 -> 3.10 (the default until 0.6.0),
+            **111 -> 2.88**, 160 -> 2.82, 200 -> 2.86, 333 -> 3.03 (the pull flattens real endplate tilts). 111 is
+            the plateau's weakest pull: at 160 a ±6 degree vertebra-by-vertebra wobble on an S-curve (the tests'
+            corner spine) is read 5 degrees flat, at 111 1.6. A fourth-power pull instead of the square (3.0 / 0.15,
+            10 / 0.2: 2.95, 2.98), a sigma from the local column width (2.86) and more refit rounds (4: no change)
+            were tried and are not used.
+        partner_sigma: the partner prior's scale, in median column widths. Defaults to ``0.3``.
 
     Returns:
         the :class:`VertebraFit`.
@@ -375,7 +382,7 @@ def fit_vertebrae(
     span = int(3 * max(lengths) / step + 2)
     cl, cr = left.chord_costs(min(span, len(left.q))), right.chord_costs(min(span, len(right.q)))
     il, ir = _fit_chain(left, lengths, cl, weight), _fit_chain(right, lengths, cr, weight)
-    sigma = 0.3 * width
+    sigma = partner_sigma * width
     for _ in range(rounds):
         il = _fit_chain(left, lengths, cl, weight, right.u[ir[1:]], sigma, partner_weight)
         ir = _fit_chain(right, lengths, cr, weight, left.u[il[1:]], sigma, partner_weight)
