@@ -87,6 +87,19 @@ def test_corners_placed_between_the_outline_samples(axis, wobble):
     assert np.median(np.linalg.norm(vm.vertebrae.corners - corners, axis=2)) < 1.0
 
 
+def test_partner_pull_is_weight_over_sigma_squared():
+    # only partner_weight / partner_sigma**2 enters the fit (the docs' sweep is over that ratio); a 100 times stronger
+    # pull draws each corner to its partner's arc length and reads the S-curve's wobbling vertebrae flatter
+    mask, _, tilts = corner_spine(*CASES[2])
+    vm = measure_mask(mask)
+    fg, names = binarize_mask(mask), vm.vertebrae.names
+    default = fit_vertebrae(fg, vm.centreline, names=names)
+    same = fit_vertebrae(fg, vm.centreline, names=names, partner_weight=40.0, partner_sigma=0.6)
+    np.testing.assert_allclose(same.corners, default.corners)
+    strong = fit_vertebrae(fg, vm.centreline, names=names, partner_weight=1000.0)
+    assert np.ptp(strong.tilt_deg) < np.ptp(default.tilt_deg) - 1.0 < np.ptp(tilts)
+
+
 @pytest.mark.parametrize("lowest_level", ["S", "L5"])
 def test_lowest_level_option(lowest_level):
     mask, _, _ = corner_spine(np.linspace(-15, 15, 17), 4.0 * np.sin(np.arange(17) * 1.7))
