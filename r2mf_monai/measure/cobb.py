@@ -630,11 +630,12 @@ def measure_mask(
             end = "L5" if vertebrae is not None else "S"
     if vertebrae is None and centreline.wobble > WOBBLE_REF and smoothing < MAX_SMOOTHING:
         # a wobbly outline (a predicted mask): smooth in proportion, so vertebra-scale wobble makes no curves
-        ramp = min((centreline.wobble - WOBBLE_REF) / (WOBBLE_FULL - WOBBLE_REF), 1.0)
+        wobble = centreline.wobble
+        ramp = min((wobble - WOBBLE_REF) / (WOBBLE_FULL - WOBBLE_REF), 1.0)
         wide = smoothing + ramp * (MAX_SMOOTHING - smoothing)
         if wide > smoothing:
             centreline = _centreline(fg, sp, wide)
-            vm_note = f"wobbly outline ({centreline.wobble:.3f} of its width): centreline smoothed over {wide:.0%}"
+            vm_note = f"wobbly outline ({wobble:.3f} of its width): centreline smoothed over {wide:.0%}"
     _check_column(centreline, source="the mask" if view is None else f"the {view} mask")
     if end == "L5" and levels.sacrum_mm > 0:
         levels = LevelModel(top=levels.top, sacrum_mm=0.0)

@@ -18,7 +18,14 @@ from scipy import ndimage
 
 from r2mf_monai.constants import VERTEBRAE
 from r2mf_monai.measure.centreline import MaskNotMeasurableError, extract_centreline
-from r2mf_monai.measure.cobb import find_vertebra_curves, measure_mask, tangent_extremes
+from r2mf_monai.measure.cobb import (
+    MAX_SMOOTHING,
+    WOBBLE_FULL,
+    WOBBLE_REF,
+    find_vertebra_curves,
+    measure_mask,
+    tangent_extremes,
+)
 from r2mf_monai.measure.endplates import VertebraFit
 from r2mf_monai.measure.levels import REGIONS, LevelModel
 from tests.measure.shapes import arc_mask, band, path, s_curve_mask, straight_mask, wobbly_mask
@@ -206,6 +213,21 @@ def test_wobbly_outline_keeps_one_curve(turn, amplitude, period):
     assert len(vm.curves) <= 1
     main = vm.major().cobb_deg if vm.curves else 0.0
     assert main == pytest.approx(abs(turn), abs=7.0)
+
+
+@pytest.mark.parametrize("amplitude", [0.3, 0.5, 1.0, 2.0])
+def test_smoothing_window_ramps_with_the_wobble(amplitude):
+    """From WOBBLE_REF to WOBBLE_FULL the window grows linearly from the given smoothing to MAX_SMOOTHING (no step at
+    WOBBLE_REF: a mask rotated across it reads the same angles), and stays there above."""
+    mask = wobbly_mask(30.0, amplitude, 40.0)
+    wobble = extract_centreline(mask, smoothing=0.1, min_component=0.0).wobble
+    assert wobble > WOBBLE_REF
+    ramp = min((wobble - WOBBLE_REF) / (WOBBLE_FULL - WOBBLE_REF), 1.0)
+    expected = 0.1 + ramp * (MAX_SMOOTHING - 0.1)
+    notes = [n for n in measure_mask(mask).notes if "wobbly outline" in n]
+    assert notes == [f"wobbly outline ({wobble:.3f} of its width): centreline smoothed over {expected:.0%}"]
+    if wobble >= WOBBLE_FULL:
+        assert expected == MAX_SMOOTHING
 
 
 @pytest.mark.parametrize("mask", [straight_mask(), arc_mask(45.0), s_curve_mask()])
