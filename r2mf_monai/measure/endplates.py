@@ -392,22 +392,26 @@ def fit_vertebrae(
     chains = {"left": (left, cl), "right": (right, cr)}
     alone = {side: _fit_chain(chain, lengths, costs, weight)[0] for side, (chain, costs) in chains.items()}
 
-    def refit(side: str, idx: dict[str, np.ndarray]) -> tuple[np.ndarray, float, float]:
-        """One side refitted against the other's corners: its indices, its minimum (with the pull), the pull."""
+    def refit(side: str, idx: dict[str, np.ndarray]) -> tuple[np.ndarray, float, np.ndarray]:
+        """One side refitted against the other's corners: its indices, its minimum (with the pull), the partners'
+        arc-length positions it was pulled to."""
         chain, costs = chains[side]
-        partner = chains["right" if side == "left" else "left"][0].u[idx["right" if side == "left" else "left"]]
+        partner = chains[other[side]][0].u[idx[other[side]]]
         found, energy = _fit_chain(chain, lengths, costs, weight, partner[1:], sigma, partner_weight)
-        return found, energy, float(partner_weight * np.sum(((chain.u[found] - partner)[1:-1] / sigma) ** 2))
+        return found, energy, partner
 
     # the refits in turn are a coordinate descent on both sides' costs plus the pull, which stops where it starts it:
     # run from either side first and keep the lower sum (the last refit's minimum plus the first side's own costs)
+    other = {"left": "right", "right": "left"}
+    orders = (("left", "right"), ("right", "left"))[: 2 if both_orders else 1] if rounds > 0 else ()
     best_total, fits = np.inf, alone
-    for first, second in (("left", "right"), ("right", "left"))[: 2 if both_orders else 1] if rounds > 0 else ():
+    for first, second in orders:
         idx = dict(alone)
         for _ in range(rounds):
-            idx[first], e_first, pull_first = refit(first, idx)
+            idx[first], e_first, partner = refit(first, idx)
             idx[second], e_second, _ = refit(second, idx)
-        total = e_second + e_first - pull_first
+        pull_first = partner_weight * np.sum(((chains[first][0].u[idx[first]] - partner)[1:-1] / sigma) ** 2)
+        total = e_second + e_first - float(pull_first)
         if total < best_total:
             best_total, fits = total, idx
     il, ir = fits["left"], fits["right"]
