@@ -357,11 +357,17 @@ def fit_vertebrae(
         the :class:`VertebraFit`.
 
     Raises:
-        ValueError: for an unknown vertebra name or an outline too short for the vertebrae.
+        ValueError: for an unknown vertebra name, a negative ``partner_weight``, a ``partner_sigma`` that is not
+            positive, or an outline too short for the vertebrae.
     """
     unknown = [v for v in names if v not in VERTEBRAE]
     if unknown or not names:
         raise ValueError(f"names must be vertebrae of {VERTEBRAE}, got {list(names)}.")
+    if partner_weight < 0 or not partner_sigma > 0:
+        raise ValueError(
+            f"partner_weight must be >= 0 and partner_sigma > 0, got partner_weight={partner_weight}, "
+            f"partner_sigma={partner_sigma}."
+        )
     points = centreline.points
     # everything in pixels: the arc length of the (pixel) centreline and the width converted back
     seg = np.linalg.norm(np.diff(points, axis=0), axis=1)

@@ -100,6 +100,14 @@ def test_partner_pull_is_weight_over_sigma_squared():
     assert np.ptp(strong.tilt_deg) < np.ptp(default.tilt_deg) - 1.0 < np.ptp(tilts)
 
 
+@pytest.mark.parametrize("kwargs", [{"partner_sigma": 0.0}, {"partner_sigma": -0.3}, {"partner_weight": -1.0}])
+def test_bad_partner_prior_is_refused(kwargs):
+    mask, _, _ = corner_spine(np.zeros(17), np.zeros(17))
+    vm = measure_mask(mask)
+    with pytest.raises(ValueError, match="partner_weight must be >= 0 and partner_sigma > 0"):
+        fit_vertebrae(binarize_mask(mask), vm.centreline, **kwargs)
+
+
 @pytest.mark.parametrize("lowest_level", ["S", "L5"])
 def test_lowest_level_option(lowest_level):
     mask, _, _ = corner_spine(np.linspace(-15, 15, 17), 4.0 * np.sin(np.arange(17) * 1.7))
