@@ -71,6 +71,7 @@ def flip_dropout_uncertainty(
     flip_axis: int = 2,
     mc_samples: int = 0,
     base: torch.Tensor | None = None,
+    mirrored: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-image score in [0, 1]: mean disagreement between the plain probability map and each variant's.
 
@@ -84,6 +85,9 @@ def flip_dropout_uncertainty(
         mc_samples: extra passes with dropout layers in train mode (0 for flip only). Defaults to ``0``.
         base: the plain probability map of ``image`` when the caller has it already (the inference run's own
             ``sigmoid(network(image))``): one forward pass less. Defaults to ``None`` (computed here).
+        mirrored: the probability map of the mirrored ``image``, flipped back, when the caller has it already
+            (:class:`r2mf_monai.inference.mirror_average.MirrorAverageInferer`'s): no flip pass here. Defaults to
+            ``None`` (computed here).
     """
     was_training = network.training
     network.eval()
@@ -91,7 +95,9 @@ def flip_dropout_uncertainty(
         if base is None:
             base = torch.sigmoid(network(image).float())
         base = torch.as_tensor(base).float()
-        variants = [torch.sigmoid(network(image.flip(flip_axis)).float()).flip(flip_axis)]
+        if mirrored is None:
+            mirrored = torch.sigmoid(network(image.flip(flip_axis)).float()).flip(flip_axis)
+        variants = [torch.as_tensor(mirrored).float()]
         if mc_samples > 0:
             dropouts = [m for m in network.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)]
             for m in dropouts:
@@ -160,6 +166,10 @@ class ReviewFlag:
         prob_key: the network's sigmoid probabilities on its own grid in each output item (what the bundles'
             post-processing copies before thresholding), used as the plain map instead of a second plain forward
             pass; ``None``, or an item without it, runs that pass. Defaults to ``"prob"``.
+        inferer: the run's inferer when it keeps the plain and mirrored maps of its last batch
+            (``last_probabilities``, :class:`r2mf_monai.inference.mirror_average.MirrorAverageInferer`): the score is
+            read from them and the flag runs no pass of its own (``prob_key`` is then not used: the run's own map is
+            their mean). Defaults to ``None`` (the flag runs the mirrored pass).
     """
 
     def __init__(
@@ -171,6 +181,7 @@ class ReviewFlag:
         verdict_key: str = "spine",
         files_key: str = "pred_files",
         prob_key: str | None = "prob",
+        inferer: Any = None,
     ) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
@@ -183,6 +194,7 @@ class ReviewFlag:
         self.verdict_key = verdict_key
         self.files_key = files_key
         self.prob_key = prob_key
+        self.inferer = inferer
         self.records: list[dict[str, Any]] = []
         self.run_id = ""
         self.started = ""
@@ -220,8 +232,10 @@ class ReviewFlag:
         batch = engine.state.batch if isinstance(engine.state.batch, list) else [engine.state.batch]
         outputs = engine.state.output if isinstance(engine.state.output, list) else [engine.state.output]
         images = torch.stack([torch.as_tensor(b[self.image_key]) for b in batch]).to(engine.state.device)
+        maps = self._inferer_probabilities(images)
+        base, mirrored = maps if maps is not None else (self._plain_probabilities(outputs, images), None)
         scores = flip_dropout_uncertainty(
-            engine.network, images, mc_samples=self.mc_samples, base=self._plain_probabilities(outputs, images)
+            engine.network, images, mc_samples=self.mc_samples, base=base, mirrored=mirrored
         )
         for item, source, score in zip(outputs, batch, scores.tolist(), strict=True):
             meta = getattr(source[self.image_key], "meta", {}) or {}
@@ -254,6 +268,18 @@ class ReviewFlag:
             self.records.append(record)
             if flagged:
                 logger.warning("review flag: %s (%s)", name, "; ".join(why))
+
+    def _inferer_probabilities(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The inferer's ``(plain, mirrored)`` maps of this batch (taken, so a later batch never reads them), or
+        ``None`` when it keeps none or they do not match the batch."""
+        maps = getattr(self.inferer, "last_probabilities", None)
+        if maps is None:
+            return None
+        self.inferer.last_probabilities = None
+        wanted = (images.shape[0], *images.shape[2:])
+        if any(m.ndim != images.ndim or (m.shape[0], *m.shape[2:]) != wanted for m in maps):
+            return None
+        return maps[0].to(images.device), maps[1].to(images.device)
 
     def _plain_probabilities(self, outputs: list[Any], images: torch.Tensor) -> torch.Tensor | None:
         """The run's own probability maps on the network grid (``prob_key`` of every output item), or ``None``

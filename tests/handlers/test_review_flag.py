@@ -20,6 +20,7 @@ import torch
 from skimage.draw import polygon
 
 from r2mf_monai.handlers.review_flag import ReviewFlag, flip_dropout_uncertainty
+from r2mf_monai.inference.mirror_average import MirrorAverageInferer
 from r2mf_monai.losses import CascadeDiceBCELoss
 from r2mf_monai.networks.nets import R2MFNet
 
@@ -170,6 +171,36 @@ def test_the_handler_uses_the_run_s_own_probabilities(tmp_path):
     _run(tmp_path, [("/in/a.png", SPINE, "")], passes=passes)
     assert len(passes) == 1  # the mirrored pass only: the plain map is the run's `prob`
     assert json.loads((tmp_path / "review.json").read_text())["images"][0]["score"] >= 0
+
+
+def test_the_handler_reads_the_mirror_inferer_s_maps(tmp_path, trained: torch.nn.Module) -> None:
+    from ignite.engine import Engine, Events
+    from monai.data import MetaTensor
+
+    inferer = MirrorAverageInferer()
+    x = _band(10)[0][None]
+    passes: list = []
+
+    def step(engine, batch):
+        with torch.no_grad():
+            pred = inferer(torch.stack([b["image"] for b in batch]), engine.network)
+        passes.clear()  # from here on, only the handler's own passes
+        return [{"pred": pred[0], "prob": torch.sigmoid(pred[0])}]
+
+    engine = Engine(step)
+    engine.network = trained
+    engine.add_event_handler(Events.STARTED, lambda e: setattr(e.state, "device", torch.device("cpu")))
+    handler = ReviewFlag(output_dir=str(tmp_path), threshold=0.5, inferer=inferer)
+    handler.attach(engine)
+    hook = trained.register_forward_hook(lambda *_: passes.append(1))
+    try:
+        engine.run([[{"image": MetaTensor(x[0], meta={"filename_or_obj": "/in/a.png"})}]], max_epochs=1)
+    finally:
+        hook.remove()
+    assert passes == []  # no pass of its own
+    # the plain-against-mirrored score, not the averaged map's (the run's `prob`) against the mirror
+    assert handler.records[0]["score"] == pytest.approx(flip_dropout_uncertainty(trained, x).item(), abs=1e-5)
+    assert inferer.last_probabilities is None  # taken, so no later batch reads them
 
 
 def test_no_spine_and_read_warnings_are_flagged_with_the_reason(tmp_path):
