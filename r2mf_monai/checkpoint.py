@@ -23,11 +23,14 @@ naming both shapes (:func:`check_checkpoint_fits`) instead of PyTorch's list of 
 
 from __future__ import annotations
 
+import collections
 import datetime
 import importlib
 import json
 import logging
 import os
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,7 @@ from r2mf_monai.outputs.atomic import atomic_write
 __all__ = [
     "CheckpointMismatchError",
     "check_checkpoint_fits",
+    "checkpoint_shapes",
     "describe_network",
     "input_clahe",
     "load_weights",
@@ -184,6 +188,65 @@ def load_weights(ckpt_path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return state
 
 
+def _tensor_shape(storage: Any, offset: int, size: tuple[int, ...], *args: Any) -> tuple[int, ...]:
+    """Stands in for ``torch._utils._rebuild_tensor_v2``: the tensor's shape, no storage read."""
+    return tuple(size)
+
+
+def _parameter_shape(data: Any, *args: Any) -> Any:
+    """Stands in for ``torch._utils._rebuild_parameter``: the wrapped tensor's stand-in."""
+    return data
+
+
+class _ShapeUnpickler(pickle.Unpickler):
+    """Reads the pickle of a ``torch.save`` zip archive with each tensor replaced by its shape.
+
+    Only the globals a state dict needs are resolved, to harmless stand-ins; any other raises ``UnpicklingError``, so
+    nothing from the file runs (as ``torch.load(weights_only=True)``, whose unpickler is written in Python and takes
+    0.1-0.2 s for R2MF-Net's 788 tensors on this CPU, while this C unpickler takes under 10 ms).
+    """
+
+    _GLOBALS: dict[tuple[str, str], Any] = {
+        ("collections", "OrderedDict"): collections.OrderedDict,
+        ("torch._utils", "_rebuild_tensor_v2"): _tensor_shape,
+        ("torch._utils", "_rebuild_parameter"): _parameter_shape,
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self._GLOBALS:
+            return self._GLOBALS[module, name]
+        if module == "torch" and name.endswith("Storage"):  # a storage type only names the dtype
+            return name
+        raise pickle.UnpicklingError(f"{module}.{name} is not read for shapes")
+
+    def persistent_load(self, pid: Any) -> None:
+        return None  # a tensor's storage: never read
+
+
+def checkpoint_shapes(ckpt_path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every tensor of ``ckpt_path``'s state dict (or of its ``"model"`` entry), read without
+    loading the tensors where the file is a ``torch.save`` zip archive of plain tensors; any other file is loaded with
+    :func:`load_weights`.
+
+    Raises:
+        ValueError: when the file holds no state dict.
+    """
+    state: Any = None
+    try:
+        with zipfile.ZipFile(ckpt_path) as archive:
+            pickles = [n for n in archive.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
+            if len(pickles) == 1:
+                with archive.open(pickles[0]) as f:
+                    state = _ShapeUnpickler(f).load()
+    except (zipfile.BadZipFile, pickle.UnpicklingError, EOFError, OSError, TypeError, ValueError, AttributeError):
+        state = None  # not a plain zip state dict: torch's own loader decides (and names what is wrong)
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):  # a CheckpointSaver dict
+        state = state["model"]
+    if isinstance(state, dict) and state and all(isinstance(v, tuple) for v in state.values()):
+        return {str(k): v for k, v in state.items()}
+    return {key: tuple(tensor.shape) for key, tensor in load_weights(ckpt_path).items()}
+
+
 def check_checkpoint_fits(network: torch.nn.Module, ckpt_path: str | os.PathLike, hint: str = "") -> None:
     """Raise one line when the checkpoint's tensors do not fit ``network`` (names, shapes), else nothing.
 
@@ -198,17 +261,15 @@ def check_checkpoint_fits(network: torch.nn.Module, ckpt_path: str | os.PathLike
     """
     if not os.path.isfile(ckpt_path):
         raise FileNotFoundError(f"checkpoint '{ckpt_path}' does not exist")
-    saved = load_weights(ckpt_path)
+    saved = checkpoint_shapes(ckpt_path)
     wanted = _unwrap(network).state_dict()
     problems = []
     for key, tensor in wanted.items():
         if key not in saved:
             problems.append(f"{key} {tuple(tensor.shape)} is in the network but not in the checkpoint")
-        elif tuple(saved[key].shape) != tuple(tensor.shape):
-            problems.append(
-                f"{key} is {tuple(saved[key].shape)} in the checkpoint but {tuple(tensor.shape)} in the network"
-            )
-    problems += [f"{key} {tuple(saved[key].shape)} is in the checkpoint only" for key in saved if key not in wanted]
+        elif saved[key] != tuple(tensor.shape):
+            problems.append(f"{key} is {saved[key]} in the checkpoint but {tuple(tensor.shape)} in the network")
+    problems += [f"{key} {saved[key]} is in the checkpoint only" for key in saved if key not in wanted]
     if problems:
         more = f" (and {len(problems) - 1} more tensors differ)" if len(problems) > 1 else ""
         raise CheckpointMismatchError(

@@ -23,6 +23,7 @@ import r2mf_monai
 from r2mf_monai.checkpoint import (
     CheckpointMismatchError,
     check_checkpoint_fits,
+    checkpoint_shapes,
     describe_network,
     model_config_path,
     network_from_checkpoint,
@@ -94,6 +95,61 @@ def test_check_accepts_a_checkpoint_saver_dict(tmp_path: Path) -> None:
     net = R2MFNet(**TINY)
     torch.save({"model": net.state_dict(), "epoch": 1}, tmp_path / "checkpoint.pt")
     check_checkpoint_fits(net, tmp_path / "checkpoint.pt")
+
+
+def _adam_saver_dict(net: torch.nn.Module) -> dict:
+    opt = torch.optim.Adam(net.parameters())
+    net(torch.rand(1, 1, 32, 32)).mean().backward()
+    opt.step()
+    return {"model": net.state_dict(), "optimizer": opt.state_dict(), "epoch": 3}
+
+
+@pytest.mark.parametrize(
+    "make, legacy",
+    [
+        (lambda net: net.state_dict(), False),
+        (lambda net: {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}, False),
+        (_adam_saver_dict, False),
+        (lambda net: net.state_dict(), True),  # the pre-1.6 file format: read by torch's own loader
+    ],
+)
+def test_checkpoint_shapes_are_those_torch_load_gives(tmp_path: Path, make, legacy: bool) -> None:
+    torch.manual_seed(0)
+    net = R2MFNet(**TINY)
+    torch.save(make(net), tmp_path / "w.pt", _use_new_zipfile_serialization=not legacy)
+    expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    assert checkpoint_shapes(tmp_path / "w.pt") == expected
+
+
+def test_checkpoint_shapes_of_a_zip_state_dict_read_no_tensor(tmp_path: Path, monkeypatch) -> None:
+    import r2mf_monai.checkpoint as checkpoint
+
+    net = R2MFNet(**TINY)
+    torch.save(net.state_dict(), tmp_path / "w.pt")
+
+    def no_load(path):
+        raise AssertionError("the tensors were loaded")
+
+    monkeypatch.setattr(checkpoint, "load_weights", no_load)
+    assert checkpoint_shapes(tmp_path / "w.pt") == {k: tuple(v.shape) for k, v in net.state_dict().items()}
+
+
+class _RunsCode:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import pathlib
+
+        return pathlib.Path.touch, (self.marker,)
+
+
+def test_checkpoint_shapes_run_nothing_from_the_file(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    torch.save({"weight": torch.zeros(2), "payload": _RunsCode(marker)}, tmp_path / "evil.pt")
+    with pytest.raises(Exception, match="(?i)weights.only|unsupported|global"):
+        checkpoint_shapes(tmp_path / "evil.pt")
+    assert not marker.exists()
 
 
 @pytest.mark.parametrize(
