@@ -277,19 +277,31 @@ def check_checkpoint_fits(network: torch.nn.Module, ckpt_path: str | os.PathLike
         )
 
 
-def network_from_checkpoint(ckpt_path: str | os.PathLike, **overrides: Any) -> torch.nn.Module:
+def network_from_checkpoint(
+    ckpt_path: str | os.PathLike, *, image_statistics_weight: float = 0.0, **overrides: Any
+) -> torch.nn.Module:
     """The network that ``ckpt_path`` was trained with, built from its ``model.json``; checked against the weights.
 
     The bundle's ``inference.json`` and ``evaluate.json`` use it as ``network_def``
     (``{"_target_": "r2mf_monai.checkpoint.network_from_checkpoint", "ckpt_path": "@ckpt_path"}``), so overrides
     such as ``--network_def#dropout 0`` still apply: they replace the recorded arguments of the same name.
 
+    Args:
+        ckpt_path: the weights, with their ``model.json`` beside them.
+        image_statistics_weight: weight of each image's own feature statistics in the network's batch normalisation
+            at inference (:func:`r2mf_monai.inference.image_statistics.use_image_statistics`); ``0`` (the default)
+            keeps the running statistics of training alone.
+        overrides: constructor arguments that replace the recorded ones.
+
     Raises:
         FileNotFoundError: when the checkpoint or its ``model.json`` does not exist.
-        ValueError: when ``model.json`` records the class only (give the arguments, e.g. the baseline override file).
+        ValueError: when ``model.json`` records the class only (give the arguments, e.g. the baseline override file),
+            or ``image_statistics_weight`` is not in [0, 1].
         CheckpointMismatchError: when the built network does not fit the weights (one line, both shapes).
     """
     from monai.bundle import ConfigParser
+
+    from r2mf_monai.inference.image_statistics import use_image_statistics
 
     if not os.path.isfile(ckpt_path):
         raise FileNotFoundError(f"checkpoint '{ckpt_path}' does not exist")
@@ -308,7 +320,7 @@ def network_from_checkpoint(ckpt_path: str | os.PathLike, **overrides: Any) -> t
     else:
         hint = f"; '{model_config_path(ckpt_path).name}' does not describe this checkpoint"
     check_checkpoint_fits(network, ckpt_path, hint=hint)
-    return network
+    return use_image_statistics(network, image_statistics_weight)
 
 
 def new_model_path(ckpt_dir: str | os.PathLike, overwrite: bool = False, name: str = "model.pt") -> str:
