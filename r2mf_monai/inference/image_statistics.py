@@ -33,6 +33,12 @@ from torch.nn.modules.batchnorm import _BatchNorm
 __all__ = ["ImageStatisticsBatchNorm", "use_image_statistics"]
 
 
+@torch.jit.unused
+def _capturing_graph():  # no annotation: TorchScript reads it as the string "bool" here
+    """Whether the forward pass is being captured (ONNX export, tracing, ``torch.compile``) rather than run."""
+    return torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or torch.compiler.is_compiling()
+
+
 class ImageStatisticsBatchNorm(_BatchNorm):
     """Batch normalisation that, in eval mode, normalises each image with ``(1 - image_weight)`` times the running
     statistics plus ``image_weight`` times the image's own (per channel, over its pixels; the variance unbiased, as
@@ -72,31 +78,52 @@ class ImageStatisticsBatchNorm(_BatchNorm):
         return layer.to(device=bn.running_mean.device, dtype=bn.running_mean.dtype).train(bn.training)
 
     def _check_input_dim(self, input: torch.Tensor) -> None:
-        if input.ndim < 3:
-            raise ValueError(f"expected an input with spatial dimensions (B, C, ...), got shape {tuple(input.shape)}")
+        if input.dim() < 3:
+            raise ValueError("expected an input with spatial dimensions (B, C, ...)")
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if self.training or self.image_weight == 0.0:
-            return super().forward(input)
+        # written out rather than super().forward(), which TorchScript (ckpt_export's model.ts) cannot compile
         self._check_input_dim(input)
-        batch, channels = input.shape[:2]
+        running_mean, running_var = self.running_mean, self.running_var
+        assert running_mean is not None and running_var is not None  # track_running_stats is always on here
+        if self.training or self.image_weight == 0.0:
+            factor = 0.0
+            if self.training:
+                num_batches = self.num_batches_tracked
+                assert num_batches is not None
+                num_batches.add_(1)
+                factor = 1.0 / float(num_batches) if self.momentum is None else float(self.momentum)
+            return F.batch_norm(
+                input, running_mean, running_var, self.weight, self.bias, self.training, factor, self.eps
+            )
+        batch, channels = input.shape[0], input.shape[1]
         # each (image, channel) pair is a channel of a batch of one, as instance normalisation computes it: the
         # statistics are each image's own whatever the batch
-        flat = input.reshape(1, batch * channels, *input.shape[2:])
-        mean, var = self.running_mean.repeat(batch), self.running_var.repeat(batch)
+        flat = input.reshape(1, batch * channels, -1)
+        mean, var = running_mean.repeat(batch), running_var.repeat(batch)
         w = self.image_weight
-        if torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or torch.compiler.is_compiling():
-            # graph capture does not record the kernel's in-place update below: the same mix, written out
-            image_var, image_mean = torch.var_mean(flat, dim=tuple(range(2, flat.ndim)), unbiased=True)
-            mean, var = (1.0 - w) * mean + w * image_mean[0], (1.0 - w) * var + w * image_var[0]
+        # graph capture (ONNX, tracing, torch.compile) and TorchScript, which drops an op whose outputs go unused, do
+        # not keep the kernel's in-place update below: for them the same mix, written out
+        written_out = True if torch.jit.is_scripting() else _capturing_graph()
+        if written_out:
+            image_var, image_mean = torch.var_mean(flat[0], dim=1, unbiased=True)
+            mean, var = (1.0 - w) * mean + w * image_mean, (1.0 - w) * var + w * image_var
         else:
             # PyTorch's training-mode kernel updates running statistics as (1 - momentum) * running + momentum * the
             # batch's (the variance unbiased, as running statistics take it): with momentum = image_weight that is
             # the mix, 5x faster than torch.var_mean on this CPU
             torch.native_batch_norm(flat, None, None, mean, var, True, w, self.eps)
-        weight = None if self.weight is None else self.weight.repeat(batch)
-        bias = None if self.bias is None else self.bias.repeat(batch)
-        out = F.batch_norm(flat, mean, var, weight, bias, False, 0.0, self.eps)
+        weight, bias = self.weight, self.bias
+        out = F.batch_norm(
+            flat,
+            mean,
+            var,
+            None if weight is None else weight.repeat(batch),
+            None if bias is None else bias.repeat(batch),
+            False,
+            0.0,
+            self.eps,
+        )
         return out.reshape(input.shape)
 
     def extra_repr(self) -> str:

@@ -104,6 +104,16 @@ def test_the_fast_inference_path_keeps_the_image_statistics() -> None:
     assert any(isinstance(m, ImageStatisticsBatchNorm) for m in prepared._cache["module"].modules())
 
 
+@torch.no_grad()
+def test_torchscript_computes_the_same_mix() -> None:
+    # TorchScript drops the kernel call whose only effect is the in-place update: the scripted layer writes it out
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), _trained_bn(4), nn.ReLU(), nn.Conv2d(4, 1, 1))
+    use_image_statistics(net, 0.5)
+    x = 3.0 * torch.rand(2, 1, 16, 16)
+    assert torch.allclose(torch.jit.script(net.eval())(x), net(x), atol=1e-4)
+
+
 @pytest.mark.slow
 def test_onnx_export_computes_the_same_mix(tmp_path) -> None:
     # the eager path mixes the statistics with an in-place kernel update that graph capture would not record
