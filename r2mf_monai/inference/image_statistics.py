@@ -33,6 +33,13 @@ from torch.nn.modules.batchnorm import _BatchNorm
 __all__ = ["ImageStatisticsBatchNorm", "use_image_statistics"]
 
 
+def _checked_weight(image_weight: float) -> float:
+    image_weight = float(image_weight)
+    if not 0.0 <= image_weight <= 1.0:
+        raise ValueError(f"image_weight must be in [0, 1], got {image_weight}")
+    return image_weight
+
+
 @torch.jit.unused
 def _capturing_graph():  # no annotation: TorchScript reads it as the string "bool" here
     """Whether the forward pass is being captured (ONNX export, tracing, ``torch.compile``) rather than run."""
@@ -64,9 +71,7 @@ class ImageStatisticsBatchNorm(_BatchNorm):
         affine: bool = True,
     ) -> None:
         super().__init__(num_features, eps=eps, momentum=momentum, affine=affine, track_running_stats=True)
-        if not 0.0 <= image_weight <= 1.0:
-            raise ValueError(f"image_weight must be in [0, 1], got {image_weight}")
-        self.image_weight = float(image_weight)
+        self.image_weight = _checked_weight(image_weight)
 
     @classmethod
     def from_batch_norm(cls, bn: _BatchNorm, image_weight: float = 0.5) -> ImageStatisticsBatchNorm:
@@ -142,10 +147,7 @@ def use_image_statistics(network: nn.Module, image_weight: float = 0.5) -> nn.Mo
     Raises:
         ValueError: an ``image_weight`` outside [0, 1].
     """
-    image_weight = float(image_weight)
-    if not 0.0 <= image_weight <= 1.0:
-        raise ValueError(f"image_weight must be in [0, 1], got {image_weight}")
-    if image_weight == 0.0:
+    if _checked_weight(image_weight) == 0.0:
         return network
     for parent in list(network.modules()):
         for name, child in list(parent.named_children()):

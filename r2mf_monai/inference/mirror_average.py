@@ -25,15 +25,11 @@ from typing import Any
 import torch
 from monai.data import MetaTensor
 from monai.inferers import Inferer, SimpleInferer
+from monai.utils import convert_to_tensor
 
 from r2mf_monai.utils import ensure_bool
 
 __all__ = ["MirrorAverageInferer", "make_inferer"]
-
-
-def _as_plain(t: torch.Tensor) -> torch.Tensor:
-    """The tensor without MONAI's metadata (a flip or an activation on it then records nothing)."""
-    return t.as_tensor() if isinstance(t, MetaTensor) else t
 
 
 class MirrorAverageInferer(Inferer):
@@ -74,9 +70,10 @@ class MirrorAverageInferer(Inferer):
         if not -inputs.ndim <= self.flip_axis < inputs.ndim or self.flip_axis % inputs.ndim < 2:
             raise ValueError(f"flip_axis {self.flip_axis} is not a spatial axis of a {inputs.ndim}-d batch")
         logits = network(inputs, *args, **kwargs)
-        mirrored_logits = network(_as_plain(inputs).flip(self.flip_axis), *args, **kwargs)
-        plain = torch.sigmoid(_as_plain(logits).float())
-        mirrored = torch.sigmoid(_as_plain(mirrored_logits).float()).flip(self.flip_axis)
+        # without MONAI's metadata (same storage), so that a flip or an activation records nothing
+        mirrored_logits = network(convert_to_tensor(inputs, track_meta=False).flip(self.flip_axis), *args, **kwargs)
+        plain = torch.sigmoid(convert_to_tensor(logits, track_meta=False).float())
+        mirrored = torch.sigmoid(convert_to_tensor(mirrored_logits, track_meta=False).float()).flip(self.flip_axis)
         self.last_probabilities = (plain, mirrored)
         mean_logits = torch.logit((plain + mirrored) / 2.0, eps=self.eps).to(logits.dtype)
         if isinstance(logits, MetaTensor):  # the plain pass's metadata and applied operations (Invertd reads them)
