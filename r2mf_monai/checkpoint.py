@@ -303,6 +303,12 @@ def network_from_checkpoint(
 
     from r2mf_monai.inference.image_statistics import use_image_statistics
 
+    try:  # the config key's name in the message, before anything is built
+        weight = float(image_statistics_weight)
+    except (TypeError, ValueError):
+        weight = float("nan")
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"image_statistics_weight must be a number in [0, 1], got {image_statistics_weight!r}")
     if not os.path.isfile(ckpt_path):
         raise FileNotFoundError(f"checkpoint '{ckpt_path}' does not exist")
     config = read_model_config(ckpt_path)
@@ -320,7 +326,7 @@ def network_from_checkpoint(
     else:
         hint = f"; '{model_config_path(ckpt_path).name}' does not describe this checkpoint"
     check_checkpoint_fits(network, ckpt_path, hint=hint)
-    return use_image_statistics(network, image_statistics_weight)
+    return use_image_statistics(network, weight)
 
 
 def new_model_path(ckpt_dir: str | os.PathLike, overwrite: bool = False, name: str = "model.pt") -> str:

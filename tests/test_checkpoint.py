@@ -251,3 +251,10 @@ def test_write_model_config_leaves_an_unchanged_file_alone(tmp_path: Path) -> No
     write_model_config(ckpt, net, 64)
     assert model_config_path(ckpt).stat().st_mtime_ns == before
     assert json.loads(model_config_path(ckpt).read_text())["image_size"] == 64
+
+
+@pytest.mark.parametrize("weight", [-0.5, 1.5, "half"])
+def test_a_bad_image_statistics_weight_is_named(tmp_path: Path, weight) -> None:
+    ckpt, _ = _saved(tmp_path)
+    with pytest.raises(ValueError, match="image_statistics_weight must be a number in"):
+        network_from_checkpoint(ckpt, image_statistics_weight=weight)
