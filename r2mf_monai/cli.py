@@ -221,6 +221,7 @@ def infer(
     measure: bool = False,
     precision: str | None = None,
     model: str | None = None,
+    overrides: dict | None = None,
 ) -> str:
     """Segment every radiograph in INPUT_DIR (DICOM, PNG, JPEG, NIfTI) with the bundle's inference.json.
 
@@ -251,12 +252,20 @@ def infer(
             patient's three views it is as fast as ``auto``, whose check costs what bfloat16 saves).
         model: the weights (``ckpt_path``); defaults to ``BUNDLE/models/model.pt``. The network and image size come
             from the ``.json`` beside it (``model.json``), which training writes.
+        overrides: other inference.json keys as a JSON object, e.g. ``'{"image_statistics_weight": 0, "review":
+            false}'``: plain values only (no ``$`` expression, ``@`` reference, ``%`` macro or ``_target_``), keys
+            that inference.json has, none that an option of this command sets.
     """
     import os
 
     from r2mf_monai.bundle_paths import find_bundle
     from r2mf_monai.inference.discover import check_output_dir
-    from r2mf_monai.inference.workflow import inference_overrides, output_formats, run_inference_workflow
+    from r2mf_monai.inference.workflow import (
+        check_overrides,
+        inference_overrides,
+        output_formats,
+        run_inference_workflow,
+    )
     from r2mf_monai.utils import ensure_bool, ensure_option
 
     # every option is checked before the model loads; each error is one line naming the option (main)
@@ -271,6 +280,13 @@ def infer(
         from r2mf_monai.inference.fast_inference import PRECISIONS
 
         keys["precision"] = ensure_option("--precision", precision, PRECISIONS)
+    if overrides is not None and not isinstance(overrides, dict):
+        raise ValueError(f"--overrides: {overrides!r} is not a JSON object")
+    extra = check_overrides(overrides or {})
+    own = {"bundle_root", "dataset_dir", "output_dir", "output_formats", "save_overlay", "ckpt_path", "device", *keys}
+    taken = sorted(own & {str(k).split("#")[0] for k in extra})
+    if taken:
+        raise ValueError(f"--overrides: {', '.join(taken)} set by this command's own options (see --help)")
     overrides = inference_overrides(
         bundle_root,
         model=model,
@@ -280,6 +296,7 @@ def infer(
         output_formats=output_formats(formats, "--formats"),
         save_overlay=overlay,
         **keys,
+        **extra,
     )
     if backend == "onnxruntime":
         from r2mf_monai.inference.onnx_backend import onnx_overrides

@@ -64,6 +64,14 @@ USER_ERRORS: list[tuple[Callable[[Path, Path], list[str]], str, str]] = [
     (lambda t, f: ["infer", str(f), str(t / "o"), "--device", "gpu"], "infer", "--device"),
     (lambda t, f: ["infer", str(f), str(t / "o"), "--overlay", "maybe"], "infer", "--overlay"),
     (lambda t, f: ["infer", str(f), str(t / "o"), "--formts", "sc"], "infer", "unknown option --formts"),
+    (
+        lambda t, f: ["infer", str(f), str(t / "o"), "--overrides", json.dumps({"review": "$" + TOUCH})],
+        "infer",
+        "review",
+    ),
+    (lambda t, f: ["infer", str(f), str(t / "o"), "--overrides", '{"reviw": false}'], "infer", "reviw: no such key"),
+    (lambda t, f: ["infer", str(f), str(t / "o"), "--overrides", '{"output_dir": "x"}'], "infer", "output_dir set by"),
+    (lambda t, f: ["infer", str(f), str(t / "o"), "--overrides", "[1]"], "infer", "--overrides"),
     (lambda t, f: ["measure", str(t), "--spacing=0.2", "--min-cob", "5"], "measure", "unknown option --min-cob"),
     (lambda t, f: ["infer", str(f), _file_in_the_way(t)], "infer", "cannot be written"),
     (lambda t, f: ["infer", str(f), str(t / "o"), "--bundle_dir", str(t)], "infer", "--bundle_dir"),
@@ -94,6 +102,16 @@ def test_a_user_error_is_one_line(args, command, expected, tmp_path, films, caps
     assert message.startswith(f"r2mf-monai {command}: ") and expected in message, message
     assert "\n" not in message and "Traceback" not in capsys.readouterr().err
     assert not (tmp_path / MARKER).exists(), "a command-line value was evaluated as code"
+
+
+@pytest.mark.slow
+def test_infer_overrides_reach_the_bundle(tmp_path, films):
+    out = tmp_path / "out"
+    overrides = {"review_method": "mask", "image_statistics_weight": 0, "review_threshold": 0.75}
+    main(["infer", str(films), str(out), "--overlay", "false", "--overrides", json.dumps(overrides)])
+    review = json.loads((out / "review.json").read_text())
+    assert review["method"] == "mask" and review["threshold"] == 0.75
+    assert len(list(out.glob("*_mask.png"))) == 2
 
 
 def test_debug_keeps_the_traceback(tmp_path):

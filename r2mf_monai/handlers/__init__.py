@@ -19,7 +19,7 @@ from __future__ import annotations
 from r2mf_monai.handlers.epoch_csv import EpochMetricsCSV
 from r2mf_monai.handlers.model_config import ModelConfigSaver
 from r2mf_monai.handlers.progress import TrainingProgress
-from r2mf_monai.handlers.review_flag import ReviewFlag, flip_dropout_uncertainty
+from r2mf_monai.handlers.review_flag import ReviewFlag, flip_dropout_uncertainty, mask_uncertainty, review_uncertainty
 from r2mf_monai.handlers.segmentation_report import SegmentationReport, segmentation_metrics
 
 __all__ = [
@@ -29,5 +29,7 @@ __all__ = [
     "SegmentationReport",
     "TrainingProgress",
     "flip_dropout_uncertainty",
+    "mask_uncertainty",
+    "review_uncertainty",
     "segmentation_metrics",
 ]

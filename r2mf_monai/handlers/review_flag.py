@@ -9,15 +9,23 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""A per-image review flag from test-time augmentation and Monte-Carlo dropout (paper §5.4).
+"""A per-image review flag from the network's own uncertainty (paper §5.4).
 
-The network is run again on the horizontally flipped image (flipped back afterwards) and, optionally, a few times
-with its dropout layers active; the score is the disagreement ``sum|p - v| / (sum p + sum v)`` between the
-plain probability map and each variant's (``1 - Dice`` for binary maps), averaged. A confident, stable segmentation
-scores near 0; an image the network is unsure about (low contrast, an unusual anatomy) moves the mask between
-variants and scores higher. Images above ``threshold`` are flagged for a human to review. MONAI's
-``TestTimeAugmentation`` re-runs a whole transform chain per sample (its inverse included); one flip and a few
-dropout passes on the already-preprocessed batch need no more than this handler.
+The score is the disagreement ``sum|p - v| / (sum p + sum v)`` between the plain probability map ``p`` and a
+variant ``v`` (``1 - Dice`` for binary maps), averaged over the variants. Two methods give the first variant:
+
+- ``"flip"`` (the default): ``v`` is the map of the horizontally flipped image, flipped back (one more forward pass an
+  image). MONAI's ``TestTimeAugmentation`` re-runs a whole transform chain per sample (its inverse included); one flip
+  on the already-preprocessed batch needs no more than this handler.
+- ``"mask"``: ``v`` is the map's own mask, ``p > 0.5``. The score is the share of the probability mass that is not
+  sure of its side of the threshold: 0 for a map of 0s and 1s, higher where the outline is a wide soft band or whole
+  regions sit near 0.5. It costs no forward pass (the run's own map is reused).
+
+With ``mc_samples`` > 0, as many passes with the dropout layers active are added as variants (Monte-Carlo dropout).
+A confident, stable segmentation scores near 0; an image the network is unsure about (low contrast, an unusual
+anatomy) scores higher. Images above ``threshold`` are flagged for a human to review. On real AASCE films the two
+rank poor masks about as well, and ``"flip"`` catches more of the wrong Cobb angles (see the bundle's docs/README.md,
+"Review flag").
 
 An image is also flagged, whatever its score, when the post-processing found no spine in it
 (:class:`r2mf_monai.transforms.SpinePlausibilityd`'s verdict, ``"spine"`` in the output item) or its reader had
@@ -51,11 +59,17 @@ from r2mf_monai.outputs.atomic import atomic_write
 if TYPE_CHECKING:
     from ignite.engine import Engine
 
-__all__ = ["ReviewFlag", "flip_dropout_uncertainty"]
+__all__ = ["ReviewFlag", "REVIEW_METHODS", "flip_dropout_uncertainty", "mask_uncertainty", "review_uncertainty"]
 
 logger = logging.getLogger(__name__)
 
-_SCORE = "mean sum|p - v| / (sum p + sum v) between the plain (p) and augmented (v) probability maps"
+#: the first variant of each method (see the module docstring)
+REVIEW_METHODS = ("flip", "mask")
+
+_SCORE = {
+    "mask": "sum|p - m| / (sum p + sum m) between the probability map (p) and its own mask (m = p > 0.5)",
+    "flip": "mean sum|p - v| / (sum p + sum v) between the plain (p) and augmented (v) probability maps",
+}
 
 
 def _disagreement(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -64,14 +78,29 @@ def _disagreement(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-6) -> torch.
     return (a - b).abs().sum(dims) / (a.sum(dims) + b.sum(dims) + eps)
 
 
+def mask_uncertainty(prob: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Per-image score in [0, 1]: disagreement between a probability map and its own mask (``prob > threshold``).
+
+    ``sum|p - m| / (sum p + sum m)``: 0 for a map of 0s and 1s; a map whose pixels all sit at 0.5 +/- d scores
+    ``(0.5 - d) / (1.5 + d)``. No forward pass.
+
+    Args:
+        prob: probability maps (B, C, ...).
+        threshold: the mask's threshold. Defaults to ``0.5``.
+    """
+    prob = torch.as_tensor(prob).float()
+    return _disagreement(prob, (prob > threshold).float()).clamp(0.0, 1.0)
+
+
 @torch.no_grad()
-def flip_dropout_uncertainty(
+def review_uncertainty(
     network: torch.nn.Module,
     image: torch.Tensor,
-    flip_axis: int = 2,
+    method: str = "flip",
     mc_samples: int = 0,
     base: torch.Tensor | None = None,
     mirrored: torch.Tensor | None = None,
+    flip_axis: int = 2,
 ) -> torch.Tensor:
     """Per-image score in [0, 1]: mean disagreement between the plain probability map and each variant's.
 
@@ -81,23 +110,33 @@ def flip_dropout_uncertainty(
     Args:
         network: the segmentation network (its mode is restored afterwards); returns logits (B, 1, ...).
         image: preprocessed batch (B, C, W, H).
-        flip_axis: tensor axis of the horizontal flip. Defaults to ``2`` (MONAI's (W, H) layout: x).
-        mc_samples: extra passes with dropout layers in train mode (0 for flip only). Defaults to ``0``.
+        method: the first variant: ``"flip"`` (the mirrored image's map, flipped back) or ``"mask"`` (the plain
+            map's own mask, no pass). Defaults to ``"flip"``.
+        mc_samples: extra variants from passes with the dropout layers in train mode. Defaults to ``0``.
         base: the plain probability map of ``image`` when the caller has it already (the inference run's own
             ``sigmoid(network(image))``): one forward pass less. Defaults to ``None`` (computed here).
-        mirrored: the probability map of the mirrored ``image``, flipped back, when the caller has it already
-            (:class:`r2mf_monai.inference.mirror_average.MirrorAverageInferer`'s): no flip pass here. Defaults to
-            ``None`` (computed here).
+        mirrored: for ``"flip"``, the probability map of the mirrored ``image``, flipped back, when the caller has it
+            already (:class:`r2mf_monai.inference.mirror_average.MirrorAverageInferer`'s): no flip pass here.
+            Defaults to ``None`` (computed here).
+        flip_axis: tensor axis of the horizontal flip. Defaults to ``2`` (MONAI's (W, H) layout: x).
+
+    Raises:
+        ValueError: an unknown ``method``.
     """
+    if method not in REVIEW_METHODS:
+        raise ValueError(f"review method must be one of {REVIEW_METHODS}, got {method!r}.")
     was_training = network.training
     network.eval()
     try:
         if base is None:
             base = torch.sigmoid(network(image).float())
         base = torch.as_tensor(base).float()
-        if mirrored is None:
-            mirrored = torch.sigmoid(network(image.flip(flip_axis)).float()).flip(flip_axis)
-        variants = [torch.as_tensor(mirrored).float()]
+        if method == "mask":
+            variants = [(base > 0.5).float()]
+        else:
+            if mirrored is None:
+                mirrored = torch.sigmoid(network(image.flip(flip_axis)).float()).flip(flip_axis)
+            variants = [torch.as_tensor(mirrored).float()]
         if mc_samples > 0:
             dropouts = [m for m in network.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)]
             for m in dropouts:
@@ -109,6 +148,21 @@ def flip_dropout_uncertainty(
     finally:
         network.train(was_training)
     return scores.clamp(0.0, 1.0)
+
+
+def flip_dropout_uncertainty(
+    network: torch.nn.Module,
+    image: torch.Tensor,
+    flip_axis: int = 2,
+    mc_samples: int = 0,
+    base: torch.Tensor | None = None,
+    mirrored: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """:func:`review_uncertainty` with ``method="flip"``: the plain map against the mirrored pass's (and
+    ``mc_samples`` Monte-Carlo dropout passes')."""
+    return review_uncertainty(
+        network, image, method="flip", mc_samples=mc_samples, base=base, mirrored=mirrored, flip_axis=flip_axis
+    )
 
 
 @contextlib.contextmanager
@@ -153,9 +207,11 @@ class ReviewFlag:
 
     Args:
         output_dir: folder of ``review.json``; ``None`` writes nothing.
-        threshold: score above which an image is flagged. Defaults to ``0.02`` (2 % of the mask moves; choose
-            it on your own validation data - see docs/README.md).
-        mc_samples: Monte-Carlo dropout passes in addition to the flip. Defaults to ``0``.
+        threshold: score above which an image is flagged. Defaults to ``0.02`` (choose it on your own validation data
+            for the method - see docs/README.md).
+        method: ``"flip"`` (the run's map against the mirrored image's, one pass an image) or ``"mask"`` (against
+            its own mask, no forward pass); see the module docstring. Defaults to ``"flip"``.
+        mc_samples: Monte-Carlo dropout passes in addition (one forward pass each). Defaults to ``0``.
         image_key: the network input in the batch. Defaults to ``"image"``.
         verdict_key: the spine check's verdict in each output item
             (:class:`r2mf_monai.transforms.SpinePlausibilityd`). Defaults to ``"spine"``.
@@ -167,15 +223,19 @@ class ReviewFlag:
             post-processing copies before thresholding), used as the plain map instead of a second plain forward
             pass; ``None``, or an item without it, runs that pass. Defaults to ``"prob"``.
         inferer: the run's inferer when it keeps the plain and mirrored maps of its last batch
-            (``last_probabilities``, :class:`r2mf_monai.inference.mirror_average.MirrorAverageInferer`): the score is
-            read from them and the flag runs no pass of its own (``prob_key`` is then not used: the run's own map is
-            their mean). Defaults to ``None`` (the flag runs the mirrored pass).
+            (``last_probabilities``, :class:`r2mf_monai.inference.mirror_average.MirrorAverageInferer`): for
+            ``"flip"`` the score is read from them and the flag runs no pass of its own (``prob_key`` is then not
+            used: the run's own map is their mean). ``"mask"`` scores the run's own map. Defaults to ``None``.
+
+    Raises:
+        ValueError: ``threshold`` outside [0, 1], ``mc_samples`` < 0 or an unknown ``method``.
     """
 
     def __init__(
         self,
         output_dir: str | None,
         threshold: float = 0.02,
+        method: str = "flip",
         mc_samples: int = 0,
         image_key: str = "image",
         verdict_key: str = "spine",
@@ -187,6 +247,9 @@ class ReviewFlag:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         if mc_samples < 0:
             raise ValueError(f"mc_samples must be >= 0, got {mc_samples}")
+        if method not in REVIEW_METHODS:
+            raise ValueError(f"method must be one of {REVIEW_METHODS}, got {method!r}")
+        self.method = method
         self.output_dir = output_dir
         self.threshold = threshold
         self.mc_samples = mc_samples
@@ -232,10 +295,13 @@ class ReviewFlag:
         batch = engine.state.batch if isinstance(engine.state.batch, list) else [engine.state.batch]
         outputs = engine.state.output if isinstance(engine.state.output, list) else [engine.state.output]
         images = torch.stack([torch.as_tensor(b[self.image_key]) for b in batch]).to(engine.state.device)
-        maps = self._inferer_probabilities(images)
-        base, mirrored = maps if maps is not None else (self._plain_probabilities(outputs, images), None)
-        scores = flip_dropout_uncertainty(
-            engine.network, images, mc_samples=self.mc_samples, base=base, mirrored=mirrored
+        maps = self._inferer_probabilities(images)  # taken in any case, so no later batch reads them
+        if maps is not None and self.method == "flip":
+            base, mirrored = maps
+        else:
+            base, mirrored = self._plain_probabilities(outputs, images), None
+        scores = review_uncertainty(
+            engine.network, images, method=self.method, mc_samples=self.mc_samples, base=base, mirrored=mirrored
         )
         for item, source, score in zip(outputs, batch, scores.tolist(), strict=True):
             meta = getattr(source[self.image_key], "meta", {}) or {}
@@ -307,8 +373,8 @@ class ReviewFlag:
                     {"run_id": self.run_id, "started": self.started, "finished": _now(), "images": len(records)}
                 )
             report = {
-                "method": "flip" + (f" + {self.mc_samples} MC-dropout passes" if self.mc_samples else ""),
-                "score": _SCORE,
+                "method": self.method + (f" + {self.mc_samples} MC-dropout passes" if self.mc_samples else ""),
+                "score": _SCORE[self.method],
                 "threshold": self.threshold,
                 "flagged": sum(bool(e.get("flagged")) for e in images),
                 "no_spine_found": sum(e.get("spine_found") is False for e in images),

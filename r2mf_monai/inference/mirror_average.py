@@ -13,9 +13,9 @@
 
 MONAI's :class:`monai.data.TestTimeAugmentation` re-runs a whole random transform chain per sample, with its inverse,
 and returns the spread of many samples; one deterministic mirror of the already-preprocessed batch needs only this
-inferer. The review flag (:class:`r2mf_monai.handlers.ReviewFlag`) scores an image by how much its mask moves between
-the plain and the mirrored pass: this inferer keeps both maps of its last batch, so the flag needs no pass of its own
-and the averaged mask costs nothing beyond what the flag already cost.
+inferer. The review flag's ``"flip"`` method (:class:`r2mf_monai.handlers.ReviewFlag`) scores an image by how much its
+mask moves between the plain and the mirrored pass: this inferer keeps both maps of its last batch, so the flag then
+needs no pass of its own.
 """
 
 from __future__ import annotations

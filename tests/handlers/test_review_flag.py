@@ -19,7 +19,7 @@ import pytest
 import torch
 from skimage.draw import polygon
 
-from r2mf_monai.handlers.review_flag import ReviewFlag, flip_dropout_uncertainty
+from r2mf_monai.handlers.review_flag import ReviewFlag, flip_dropout_uncertainty, mask_uncertainty, review_uncertainty
 from r2mf_monai.inference.mirror_average import MirrorAverageInferer
 from r2mf_monai.losses import CascadeDiceBCELoss
 from r2mf_monai.networks.nets import R2MFNet
@@ -97,23 +97,87 @@ def test_a_given_plain_map_gives_the_same_score_with_one_pass_less(trained: torc
     assert not torch.allclose(flip_dropout_uncertainty(trained, x, base=1.0 - plain), recomputed, atol=1e-3)
 
 
-@pytest.mark.parametrize("kwargs", [{"threshold": -0.1}, {"threshold": 1.5}, {"mc_samples": -1}])
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["mask", "flip"])
+def test_each_method_scores_a_degraded_image_higher(trained: torch.nn.Module, method: str) -> None:
+    clean, _ = _band(10)
+    rng = torch.Generator().manual_seed(1)
+    degraded = (clean * 0.25 + 0.6 * torch.rand(clean.shape, generator=rng)).clamp(0, 1)
+    scores = review_uncertainty(trained, torch.stack([clean, degraded]), method=method)
+    assert 0 <= scores[0] < scores[1] <= 1
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (1.0, 0.0),  # sure inside
+        (0.0, 0.0),  # sure outside (0 / eps)
+        (0.9, 0.1 / 1.9),  # 0.5 + d: (0.5 - d) / (1.5 + d)
+        (0.6, 0.4 / 1.6),
+        (0.4, 1.0),  # unsure and below the threshold: no mask, all of the mass disagrees
+    ],
+)
+def test_mask_score_is_the_map_against_its_own_mask(value: float, expected: float) -> None:
+    prob = torch.zeros(2, 1, 8, 8)
+    prob[0, :, 2:6, 3:5] = value  # image 0: a block at `value`; image 1: nothing
+    scores = mask_uncertainty(prob)
+    assert scores[0].item() == pytest.approx(expected, abs=1e-5)
+    assert scores[1].item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_soft_outline_scores_higher_than_a_sharp_one() -> None:
+    sharp = torch.zeros(1, 1, 16, 16)
+    sharp[..., 4:12, 6:10] = 1.0
+    soft = sharp.clone()
+    soft[..., 4:12, 5] = soft[..., 4:12, 10] = 0.45  # a band just outside the mask
+    soft[..., 4:12, 6] = soft[..., 4:12, 9] = 0.55  # and just inside
+    assert mask_uncertainty(soft).item() > mask_uncertainty(sharp).item() == 0.0
+
+
+@pytest.mark.parametrize("method, given_base, passes", [("mask", True, 0), ("mask", False, 1), ("flip", True, 1)])
+def test_passes_of_each_method(method: str, given_base: bool, passes: int) -> None:
+    net = torch.nn.Conv2d(1, 1, 3, padding=1)
+    x = torch.rand(2, 1, 8, 8)
+    with torch.no_grad():
+        base = torch.sigmoid(net(x))
+    calls: list = []
+    hook = net.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        score = review_uncertainty(net, x, method=method, base=base if given_base else None)
+    finally:
+        hook.remove()
+    assert len(calls) == passes
+    if method == "mask":
+        assert torch.allclose(score, mask_uncertainty(base), atol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs", [{"threshold": -0.1}, {"threshold": 1.5}, {"mc_samples": -1}, {"method": "entropy"}])
 def test_ill_args(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         ReviewFlag(output_dir=None, **kwargs)
 
 
+def test_review_uncertainty_names_an_unknown_method() -> None:
+    with pytest.raises(ValueError, match="'entropy'"):
+        review_uncertainty(torch.nn.Identity(), torch.rand(1, 1, 4, 4), method="entropy")
+
+
 def _run(
-    output_dir, films: list[tuple[str, dict | None, str]], threshold: float = 0.5, passes: list | None = None
+    output_dir,
+    films: list[tuple[str, dict | None, str]],
+    threshold: float = 0.5,
+    passes: list | None = None,
+    method: str = "flip",
 ) -> ReviewFlag:
     """One inference run of the handler over ``films`` (path, the spine verdict in the output, the reader's
-    warnings), with a 1x1 convolution as the network; with ``passes``, the run's own probability maps are in the
-    output (``prob``) and every forward pass of the handler is appended to ``passes``."""
+    warnings), with a 1x1 convolution as the network (the "flip" score by default: these tests are of the
+    bookkeeping, and under "mask" a random 1x1 convolution's map is all unsure); with ``passes``, the run's own
+    probability maps are in the output (``prob``) and every forward pass of the handler is appended to ``passes``."""
     from ignite.engine import Engine, Events
     from monai.data import MetaTensor
 
     torch.manual_seed(0)
-    handler = ReviewFlag(output_dir=str(output_dir), threshold=threshold)
+    handler = ReviewFlag(output_dir=str(output_dir), threshold=threshold, method=method)
 
     def step(engine, batch):
         return [
@@ -164,13 +228,16 @@ def test_two_runs_into_one_folder_keep_both(tmp_path):
     assert review["no_spine_found"] == 1 and review["flagged"] == 1
 
 
-def test_the_handler_uses_the_run_s_own_probabilities(tmp_path):
+@pytest.mark.parametrize("method, passes_of_its_own", [("mask", 0), ("flip", 1)])
+def test_the_handler_uses_the_run_s_own_probabilities(tmp_path, method: str, passes_of_its_own: int):
     import json
 
     passes: list = []
-    _run(tmp_path, [("/in/a.png", SPINE, "")], passes=passes)
-    assert len(passes) == 1  # the mirrored pass only: the plain map is the run's `prob`
-    assert json.loads((tmp_path / "review.json").read_text())["images"][0]["score"] >= 0
+    _run(tmp_path, [("/in/a.png", SPINE, "")], passes=passes, method=method)
+    assert len(passes) == passes_of_its_own  # the plain map is the run's `prob`; "flip" adds the mirrored pass
+    review = json.loads((tmp_path / "review.json").read_text())
+    assert review["images"][0]["score"] >= 0
+    assert review["method"] == method and review["score"].startswith("sum" if method == "mask" else "mean")
 
 
 def test_the_handler_reads_the_mirror_inferer_s_maps(tmp_path, trained: torch.nn.Module) -> None:
@@ -190,7 +257,7 @@ def test_the_handler_reads_the_mirror_inferer_s_maps(tmp_path, trained: torch.nn
     engine = Engine(step)
     engine.network = trained
     engine.add_event_handler(Events.STARTED, lambda e: setattr(e.state, "device", torch.device("cpu")))
-    handler = ReviewFlag(output_dir=str(tmp_path), threshold=0.5, inferer=inferer)
+    handler = ReviewFlag(output_dir=str(tmp_path), threshold=0.5, inferer=inferer, method="flip")
     handler.attach(engine)
     hook = trained.register_forward_hook(lambda *_: passes.append(1))
     try:
@@ -201,6 +268,32 @@ def test_the_handler_reads_the_mirror_inferer_s_maps(tmp_path, trained: torch.nn
     # the plain-against-mirrored score, not the averaged map's (the run's `prob`) against the mirror
     assert handler.records[0]["score"] == pytest.approx(flip_dropout_uncertainty(trained, x).item(), abs=1e-5)
     assert inferer.last_probabilities is None  # taken, so no later batch reads them
+
+
+def test_with_the_mirror_inferer_the_mask_method_scores_the_run_s_own_map(tmp_path) -> None:
+    from ignite.engine import Engine, Events
+    from monai.data import MetaTensor
+
+    torch.manual_seed(0)
+    net = torch.nn.Conv2d(1, 1, 3, padding=1)
+    inferer = MirrorAverageInferer()
+    x = torch.rand(1, 1, 8, 8)
+    own: list = []
+
+    def step(engine, batch):
+        with torch.no_grad():
+            pred = inferer(torch.stack([b["image"] for b in batch]), engine.network)
+        own.append(torch.sigmoid(pred[0]))
+        return [{"pred": pred[0], "prob": own[-1]}]
+
+    engine = Engine(step)
+    engine.network = net
+    engine.add_event_handler(Events.STARTED, lambda e: setattr(e.state, "device", torch.device("cpu")))
+    handler = ReviewFlag(output_dir=None, threshold=0.5, inferer=inferer, method="mask")
+    handler.attach(engine)
+    engine.run([[{"image": MetaTensor(x[0], meta={"filename_or_obj": "/in/a.png"})}]], max_epochs=1)
+    assert handler.records[0]["score"] == pytest.approx(mask_uncertainty(own[0][None]).item(), abs=1e-6)
+    assert inferer.last_probabilities is None  # taken all the same, so no later batch reads them
 
 
 def test_no_spine_and_read_warnings_are_flagged_with_the_reason(tmp_path):

@@ -184,22 +184,36 @@ def test_run_inference_workflow_refuses_a_boolean_that_is_not_one(films, tmp_pat
         run_inference_workflow(BUNDLE, {**_overrides(films, tmp_path / "out", model=MODEL), "review": "maybe"})
 
 
-def test_the_review_flag_reuses_the_run_s_probabilities(films, tmp_path, monkeypatch):
-    # the bundle's post-processing keeps `prob` to the end, so the review flag runs the mirrored pass only
+@pytest.mark.parametrize("method, threshold", [(None, 0.11), ("mask", 0.09)])
+def test_the_review_flag_reuses_the_run_s_probabilities(films, tmp_path, monkeypatch, method, threshold):
+    # the bundle's post-processing keeps `prob` to the end, so the review flag runs no plain pass of its own (and with
+    # the "mask" method no pass at all); each method takes its own calibrated threshold from `review_thresholds`
     import r2mf_monai.handlers.review_flag as review_flag
 
     given = []
-    real = review_flag.flip_dropout_uncertainty
+    real = review_flag.review_uncertainty
 
     def recording(*args, **kwargs):
-        given.append(kwargs.get("base") is not None)
+        given.append((kwargs.get("base") is not None, kwargs.get("method")))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(review_flag, "flip_dropout_uncertainty", recording)
+    monkeypatch.setattr(review_flag, "review_uncertainty", recording)
     out = tmp_path / "out"
-    run_inference_workflow(BUNDLE, {**_overrides(films, out, model=MODEL), "review": True})
-    assert given == [True] * len(list(films.iterdir()))
-    assert len(json.loads((out / "review.json").read_text())["images"]) == len(given)
+    overrides = {**_overrides(films, out, model=MODEL), "review": True}
+    if method is not None:
+        overrides["review_method"] = method
+    run_inference_workflow(BUNDLE, overrides)
+    assert given == [(True, method or "flip")] * len(list(films.iterdir()))
+    review = json.loads((out / "review.json").read_text())
+    assert len(review["images"]) == len(given) and review["method"] == (method or "flip")
+    assert review["threshold"] == threshold
+
+
+def test_an_unknown_review_method_is_named(films, tmp_path):
+    with pytest.raises(ValueError, match="'entropy'"):
+        run_inference_workflow(
+            BUNDLE, {**_overrides(films, tmp_path / "out", model=MODEL), "review": True, "review_method": "entropy"}
+        )
 
 
 @pytest.mark.parametrize("wrong", ["does_not_fit", "no_model_json"])
