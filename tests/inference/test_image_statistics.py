@@ -61,6 +61,18 @@ def test_each_image_is_normalised_by_its_own_statistics() -> None:
     assert torch.allclose(layer(a.contiguous(memory_format=torch.channels_last)), layer(a), atol=1e-5)
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("memory_format", [torch.channels_last, torch.contiguous_format])
+def test_the_memory_format_is_kept(batch: int, memory_format: torch.memory_format) -> None:
+    # the next convolution of the fast inference path expects channels-last: a layer that hands on the other format
+    # makes it convert every input (a pass took twice as long)
+    layer = ImageStatisticsBatchNorm.from_batch_norm(_trained_bn(), 0.5).eval()
+    x = torch.randn(batch, 3, 8, 8).contiguous(memory_format=memory_format)
+    out = layer(x)
+    assert out.is_contiguous(memory_format=memory_format)
+    assert torch.allclose(out, layer(x.contiguous()), atol=1e-5)
+
+
 def test_training_is_plain_batch_normalisation() -> None:
     bn = _trained_bn().train()
     layer = ImageStatisticsBatchNorm.from_batch_norm(bn, 0.5)
