@@ -58,7 +58,7 @@ import torch
 import torch.nn as nn
 
 from r2mf_monai.bundle_paths import find_bundle
-from r2mf_monai.checkpoint import load_weights
+from r2mf_monai.checkpoint import load_weights, model_config_path
 from r2mf_monai.constants import VIEWS
 from r2mf_monai.experiments.models import MODELS, build_network
 from r2mf_monai.networks.complexity import count_complexity
@@ -809,6 +809,11 @@ def _agreement_section(
 E2E_VARIANTS: dict[str, tuple[str, bool, dict[str, Any]]] = {
     # name -> (label, paper-width network at the benchmark's size (else the shipped weights), inference overrides)
     "shipped": ("shipped weights, inference.json as shipped (precision fp32, review flag on)", False, {}),
+    "shipped_mask": (
+        "shipped weights, as shipped but review_method mask (no mirrored pass)",
+        False,
+        {"review_method": "mask"},
+    ),
     "shipped_fp32": ("shipped weights, precision fp32, no review flag", False, {"precision": "fp32", "review": False}),
     "shipped_onnx": ("shipped weights, ONNX Runtime, no review flag", False, {"review": False}),
     "eager": ("paper width, eager fp32 (`network_def` as trained), no review flag", True, {"review": False}),
@@ -846,8 +851,12 @@ def run_end_to_end(
             rows.append({"variant": variant, "label": label, "error": reason})
             continue
         overrides = dict(variant_overrides)
-        if paper_width:  # the benchmarked network (train.json's), whatever inference.json ships
-            overrides.update({"network_def": network_def, "image_size": image_size})
+        if paper_width:
+            # the benchmarked network (train.json's) at the benchmark's size, described beside its weights as training
+            # describes a model (the bundle reads network, size and input CLAHE from that model.json; none here)
+            config = model_config_path(weights)
+            if not config.is_file():
+                write_json(config, {"network_def": network_def, "image_size": image_size, "clahe_clip_limit": None})
         if variant == "eager":
             overrides["network"] = "$@network_def.to(@device)"
         spec = {
@@ -965,10 +974,12 @@ def markdown_table(results: dict[str, Any]) -> str:
             "1.0: about 1000-2500 px tall): parse the config, build the network, load the weights, then for each view "
             "read the DICOM, preprocess, infer, post-process (largest component, closing, back to the input grid) and "
             "write the PNG and NIfTI masks and an overlay. Process start and imports are not counted. *Shipped "
-            "weights*: the demo model at its 128 px; *paper width*: train.json's network at the benchmark's image "
-            "size with the benchmark's weights. The prepared networks include their one-off preparation (batch-norm "
-            "folding) and, for 'auto', the views checked in both precisions. The review flag runs the network a "
-            "second time on the mirrored image.",
+            "weights*: `models/model.pt` at the image size of its `model.json`; *paper width*: train.json's network "
+            "at the benchmark's image size with the benchmark's weights. inference.json's other keys as shipped "
+            "(each film's own batch-norm statistics at `image_statistics_weight`). The prepared networks include "
+            "their one-off preparation (batch-norm folding) and, for 'auto', the views checked in both precisions. "
+            'The review flag\'s `"flip"` method runs the network a second time on the mirrored image; '
+            '`"mask"` runs no pass.',
             "",
             "| Variant | initialise (s) | run, 3 views (s) | precision used | masks written |",
             "|---|---:|---:|---|---:|",
