@@ -301,14 +301,10 @@ def network_from_checkpoint(
     """
     from monai.bundle import ConfigParser
 
-    from r2mf_monai.inference.image_statistics import use_image_statistics
+    from r2mf_monai.inference.image_statistics import checked_image_weight, use_image_statistics
 
-    try:  # the config key's name in the message, before anything is built
-        weight = float(image_statistics_weight)
-    except (TypeError, ValueError):
-        weight = float("nan")
-    if not 0.0 <= weight <= 1.0:
-        raise ValueError(f"image_statistics_weight must be a number in [0, 1], got {image_statistics_weight!r}")
+    # the config key's name in the message, before anything is built
+    weight = checked_image_weight(image_statistics_weight, name="image_statistics_weight")
     if not os.path.isfile(ckpt_path):
         raise FileNotFoundError(f"checkpoint '{ckpt_path}' does not exist")
     config = read_model_config(ckpt_path)

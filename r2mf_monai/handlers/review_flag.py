@@ -209,8 +209,6 @@ class ReviewFlag:
         output_dir: folder of ``review.json``; ``None`` writes nothing.
         threshold: score above which an image is flagged. Defaults to ``0.02`` (choose it on your own validation data
             for the method - see docs/README.md).
-        method: ``"flip"`` (the run's map against the mirrored image's, one pass an image) or ``"mask"`` (against
-            its own mask, no forward pass); see the module docstring. Defaults to ``"flip"``.
         mc_samples: Monte-Carlo dropout passes in addition (one forward pass each). Defaults to ``0``.
         image_key: the network input in the batch. Defaults to ``"image"``.
         verdict_key: the spine check's verdict in each output item
@@ -226,6 +224,9 @@ class ReviewFlag:
             (``last_probabilities``, :class:`r2mf_monai.inference.mirror_average.MirrorAverageInferer`): for
             ``"flip"`` the score is read from them and the flag runs no pass of its own (``prob_key`` is then not
             used: the run's own map is their mean). ``"mask"`` scores the run's own map. Defaults to ``None``.
+        method: ``"flip"`` (the run's map against the mirrored image's, one pass an image) or ``"mask"`` (against
+            its own mask, no forward pass); see the module docstring. Defaults to ``"flip"`` (a keyword after the
+            arguments of earlier versions, so positional calls keep their meaning).
 
     Raises:
         ValueError: ``threshold`` outside [0, 1], ``mc_samples`` < 0 or an unknown ``method``.
@@ -235,13 +236,13 @@ class ReviewFlag:
         self,
         output_dir: str | None,
         threshold: float = 0.02,
-        method: str = "flip",
         mc_samples: int = 0,
         image_key: str = "image",
         verdict_key: str = "spine",
         files_key: str = "pred_files",
         prob_key: str | None = "prob",
         inferer: Any = None,
+        method: str = "flip",
     ) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")

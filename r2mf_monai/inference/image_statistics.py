@@ -30,14 +30,22 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
-__all__ = ["ImageStatisticsBatchNorm", "use_image_statistics"]
+__all__ = ["ImageStatisticsBatchNorm", "checked_image_weight", "use_image_statistics"]
 
 
-def _checked_weight(image_weight: float) -> float:
-    image_weight = float(image_weight)
-    if not 0.0 <= image_weight <= 1.0:
-        raise ValueError(f"image_weight must be in [0, 1], got {image_weight}")
-    return image_weight
+def checked_image_weight(image_weight: float, name: str = "image_weight") -> float:
+    """``image_weight`` as a float in [0, 1].
+
+    Raises:
+        ValueError: naming ``name`` (the argument, or the config key it came from) for anything else.
+    """
+    try:
+        weight = float(image_weight)
+    except (TypeError, ValueError):
+        weight = float("nan")
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1], got {image_weight!r}")
+    return weight
 
 
 @torch.jit.unused
@@ -71,7 +79,7 @@ class ImageStatisticsBatchNorm(_BatchNorm):
         affine: bool = True,
     ) -> None:
         super().__init__(num_features, eps=eps, momentum=momentum, affine=affine, track_running_stats=True)
-        self.image_weight = _checked_weight(image_weight)
+        self.image_weight = checked_image_weight(image_weight)
 
     @classmethod
     def from_batch_norm(cls, bn: _BatchNorm, image_weight: float = 0.5) -> ImageStatisticsBatchNorm:
@@ -165,7 +173,7 @@ def use_image_statistics(network: nn.Module, image_weight: float = 0.5) -> nn.Mo
     Raises:
         ValueError: an ``image_weight`` outside [0, 1].
     """
-    if _checked_weight(image_weight) == 0.0:
+    if checked_image_weight(image_weight) == 0.0:
         return network
     for parent in list(network.modules()):
         for name, child in list(parent.named_children()):
