@@ -25,6 +25,8 @@ module is that layer and the conversion of a trained network to it.
 
 from __future__ import annotations
 
+import sys
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -51,7 +53,11 @@ def checked_image_weight(image_weight: float, name: str = "image_weight") -> flo
 @torch.jit.unused
 def _capturing_graph():  # no annotation: TorchScript reads it as the string "bool" here
     """Whether the forward pass is being captured (ONNX export, tracing, ``torch.compile``) rather than run."""
-    return torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or torch.compiler.is_compiling()
+    # torch.onnx is imported lazily by torch, and that import took 0.18 s of a 2.4 s end-to-end run: where nothing has
+    # imported it yet, no ONNX export is running
+    onnx = sys.modules.get("torch.onnx")
+    exporting = onnx is not None and onnx.is_in_onnx_export()
+    return exporting or torch.jit.is_tracing() or torch.compiler.is_compiling()
 
 
 class ImageStatisticsBatchNorm(_BatchNorm):

@@ -126,6 +126,22 @@ def test_torchscript_computes_the_same_mix() -> None:
     assert torch.allclose(torch.jit.script(net.eval())(x), net(x), atol=1e-4)
 
 
+def test_inference_does_not_import_torch_onnx() -> None:
+    # torch imports torch.onnx lazily, in 0.18 s: asking whether an export runs must not be what imports it
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch, torch.nn as nn\n"
+        "from r2mf_monai.inference.image_statistics import use_image_statistics\n"
+        "net = use_image_statistics(nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)), 0.5).eval()\n"
+        "net(torch.rand(1, 1, 8, 8))\n"
+        "print('torch.onnx' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 @pytest.mark.slow
 def test_onnx_export_computes_the_same_mix(tmp_path) -> None:
     # the eager path mixes the statistics with an in-place kernel update that graph capture would not record

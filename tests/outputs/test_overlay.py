@@ -76,6 +76,33 @@ def test_window_percentile_of_a_large_film_matches_the_exact_window(shape):
     assert np.abs(window_percentile(img).astype(int) - exact).max() <= 1
 
 
+def test_window_percentile_of_non_finite_pixels():
+    # NaN (a pixel with no value) is black; infinities are clipped to the window's ends
+    img = _radiograph(40, 30, 0, 1000)
+    img[0, 0], img[0, 1], img[0, 2] = np.nan, np.inf, -np.inf
+    out = window_percentile(img)
+    assert out[0, 0] == 0 and out[0, 1] == 255 and out[0, 2] == 0
+    finite = np.isfinite(img)
+    lo, hi = np.percentile(img[finite], (1, 99))
+    exact = (np.clip((img[finite] - lo) / (hi - lo), 0, 1) * 255 + 0.5).astype(np.uint8)
+    assert np.abs(out[finite].astype(int) - exact).max() <= 1
+    assert (window_percentile(np.full((4, 4), np.nan)) == 0).all()
+
+
+def test_overlay_of_a_tall_film_is_its_downsampled_picture_windowed():
+    # the overlay windows the down-sampled picture (not the film at full size): grey levels as the film's window
+    # of the same picture, within a few levels (area averaging narrows the tails)
+    rng = np.random.default_rng(1)
+    img = (np.linspace(0, 3000, 3000)[:, None] + rng.normal(0, 100, (3000, 800))).astype(np.float32)
+    mask = np.zeros(img.shape, bool)
+    rgb = overlay_mask(img, mask)
+    assert rgb.shape == (1500, 400, 3)
+    full = window_percentile(img).astype(np.float32)
+    expected = full.reshape(1500, 2, 400, 2).mean(axis=(1, 3))
+    assert np.abs(rgb[..., 0].astype(np.float32) - expected).mean() < 3
+    np.testing.assert_array_equal(rgb[..., 0], rgb[..., 2])  # no mask: grey only
+
+
 def test_window_percentile_constant_and_bad_args():
     assert (window_percentile(np.full((5, 6), 7.0)) == 0).all()
     with pytest.raises(ValueError, match="percentiles"):
