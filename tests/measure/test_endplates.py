@@ -23,6 +23,7 @@ from r2mf_monai.measure.endplates import (
     aasce_angles,
     detect_lowest_level,
     fit_vertebrae,
+    mend_slipped_tilts,
     vertebra_tilts,
 )
 from r2mf_monai.measure.levels import LevelModel
@@ -229,3 +230,91 @@ def test_told_l5_keeps_the_tangent_on_smooth_masks():
     # a smooth band said to end at L5 has no notches: its curves still come from the centreline's tangent
     vm = measure_mask(arc_mask(30.0), levels=LevelModel(sacrum_mm=0.0))
     assert vm.vertebrae is None and vm.lowest_level == "L5"
+
+
+def _slipped(tilts, index, by):
+    out = np.array(tilts, float)
+    out[index] += by
+    return out
+
+
+@pytest.mark.parametrize(
+    "tilts",
+    [C_TILTS, S_TILTS, *(np.asarray(a) + np.asarray(w) for a, w in CASES)],
+)
+def test_mend_slipped_tilts_keeps_smooth_and_wobbling_spines(tilts):
+    # real curves (C, S) and a +-6 degree vertebra-by-vertebra wobble are anatomy, not slips
+    mended, replaced = mend_slipped_tilts(tilts)
+    assert not replaced.any()
+    np.testing.assert_array_equal(mended, tilts)
+
+
+@pytest.mark.parametrize(
+    "tilts,index,by",
+    [(S_TILTS, 7, 40.0), (S_TILTS, 12, -45.0), (C_TILTS, 4, 20.0), (C_TILTS, 0, 40.0), (S_TILTS, 16, -50.0)],
+)
+def test_mend_slipped_tilts_replaces_one_slipped_vertebra(tilts, index, by):
+    slipped = _slipped(tilts, index, by)
+    mended, replaced = mend_slipped_tilts(slipped)
+    assert np.flatnonzero(replaced).tolist() == [index]
+    expected = slipped[1] if index == 0 else slipped[-2] if index == 16 else 0.5 * (tilts[index - 1] + tilts[index + 1])
+    assert mended[index] == pytest.approx(expected)
+    np.testing.assert_array_equal(np.delete(mended, index), np.delete(tilts, index))
+    # the main angle no longer ends on the slipped vertebra
+    rows = 100.0 + 60.0 * np.arange(17)
+    corners = _corners_for(tilts, rows, 300.0 + 40.0 * np.sin(np.linspace(0, np.pi, 17)))
+    main = aasce_angles(tilts, corners, 2000)[0]
+    assert abs(aasce_angles(mended, corners, 2000)[0] - main) < abs(aasce_angles(slipped, corners, 2000)[0] - main)
+
+
+def test_mend_slipped_tilts_leaves_an_end_under_its_threshold_and_its_neighbour():
+    # an end vertebra 43 degrees off (under its threshold on this S-curve) pulls its neighbour's departure to 20: the
+    # neighbour is not taken for the slip and mended towards it
+    slipped = _slipped(S_TILTS, 16, -45.0)
+    slipped[16] += 2.0
+    mended, replaced = mend_slipped_tilts(slipped)
+    assert not replaced.any()
+    np.testing.assert_array_equal(mended, slipped)
+
+
+def test_mend_slipped_tilts_short_and_bad_args():
+    mended, replaced = mend_slipped_tilts([3.0, 40.0])
+    assert mended.tolist() == [3.0, 40.0] and not replaced.any()
+    for kwargs in ({"spread": -1.0}, {"min_deg": -1.0}, {"end_min_deg": -0.5}):
+        with pytest.raises(ValueError, match="must be >= 0"):
+            mend_slipped_tilts(S_TILTS, **kwargs)
+
+
+@pytest.mark.parametrize("axis,wobble", CASES)
+def test_fitted_corner_spines_mend_nothing(axis, wobble):
+    mask, _, _ = corner_spine(axis, wobble)
+    vm = measure_mask(mask)
+    assert vm.vertebrae.mended == ()
+    assert not any("slipped" in n for n in vm.notes)
+
+
+def test_a_slipped_vertebra_is_mended():
+    # the corners of one side of T8 moved down the outline by most of a body, as a slip of the fitted corners moves
+    # them: its tilt is read about 25 degrees off, and mended to within a few degrees of the true one
+    mask, _, tilts = corner_spine(*CASES[1])
+    vm = measure_mask(mask)
+    fit = vm.vertebrae
+    corners = fit.corners.copy()
+    corners[7, [1, 3], 0] += 60.0  # right side of T8, 60 px down: its tilt reads about 25 degrees off
+    slipped_tilts = vertebra_tilts(corners)
+    mended, replaced = mend_slipped_tilts(slipped_tilts)
+    assert np.flatnonzero(replaced).tolist() == [7]
+    assert abs(mended[7] - tilts[7]) < abs(slipped_tilts[7] - tilts[7]) - 15.0
+
+
+def test_the_measurement_says_which_tilts_were_mended(monkeypatch):
+    # the fit of a real film slips where the outline has no notch; here the fit's result is given a mended vertebra
+    import dataclasses
+
+    import r2mf_monai.measure.cobb as cobb
+
+    real_fit = cobb.fit_vertebrae
+    monkeypatch.setattr(cobb, "fit_vertebrae", lambda *a, **k: dataclasses.replace(real_fit(*a, **k), mended=("T8",)))
+    mask, _, _ = corner_spine(*CASES[1])
+    notes = measure_mask(mask).notes
+    assert any(n.startswith("tilt of T8 taken from the neighbouring vertebrae") for n in notes)
