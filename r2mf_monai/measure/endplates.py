@@ -31,13 +31,16 @@ average on the 481 training films. So the corners are recovered from the outline
    partner on the other side (an endplate crosses the column), which keeps the chains from slipping by a vertebra,
    once from each side first, keeping the fit with the lower total cost;
 4. each corner slides along the outline, between the samples the programme works on, to where its two segments fit
-   the outline best (half the corners within 0.7 px of the annotation's on the AASCE training columns, 1.7 px before).
+   the outline best (half the corners within 0.7 px of the annotation's on the AASCE training columns, 1.7 px before);
+5. where a disc's side runs on in line with the bodies' (sharp curves, wedged vertebrae) there is no notch to read and
+   one side's corners can slip by a body or a disc against the other's, which tilts the vertebra between by 15-60
+   degrees: a single vertebra whose tilt departs from its neighbours' far more than the column's tilts do elsewhere
+   takes its neighbours' tilt (:func:`mend_slipped_tilts`).
 
 On the 481 AASCE training films (``r2mf-monai evaluate-landmarks DATASET OUT --skip_inference``) the calculator on
-the tilts read so misses the dataset's main angle by 2.87 degrees on average (median 1.32). What still fails, looked at
-film by film: where a disc's side runs on in line with the bodies' (sharp curves, wedged vertebrae) there is no notch
-to read and one side's corners slip by a body or a disc against the other's, which tilts the vertebrae between by
-15-30 degrees; and a few annotations are broken (corners folded over, a 156 degree angle on a 40 degree spine).
+the tilts read so misses the dataset's main angle by 2.59 degrees on average (median 1.32; 2.87 without step 5). What
+still fails, looked at film by film: runs of two to four slipped vertebrae, which step 5 leaves alone; and a few
+annotations are broken (corners folded over, a 156 degree angle on a 40 degree spine).
 
 The dynamic programme is written here (no library fits a polyline with a fixed vertex count and per-segment priors;
 ``skimage.measure.approximate_polygon`` takes a tolerance, not a count). On smooth outlines (predicted masks, the
@@ -154,11 +157,12 @@ def mend_slipped_tilts(
     that mean (that neighbour's tilt), the largest departure first, until none is left; a vertebra whose neighbour
     departs further is left alone (the neighbour's slip is what moves it), and so is a run of slipped vertebrae.
 
-    On the 249 AASCE fine-tuning films' ground-truth columns: main-curve MAE 2.78 -> 2.39 degrees (median 1.27 ->
-    1.27); on their exact corners it moves 7 films' main angle by more than a degree (MAE 0.24 degrees). Smoothing all
-    tilts instead (a 3-vertebra median: 4.58; a [0.1, 0.8, 0.1] kernel: 2.67) flattens real curves, and clamping the
-    tilt to within 6-15 degrees of the column axis (2.57-2.67) moves 14-38 films' exact corners. No robust-statistics
-    library offers a neighbour test along a sequence, so it is written here.
+    On the ground-truth columns of the 248 AASCE fine-tuning films whose vertebrae are read: main-curve MAE 2.78 ->
+    2.39 degrees (median 1.27 -> 1.27); on their exact corners it moves 7 films' main angle by more than a degree
+    (MAE 0.24 degrees). Smoothing all tilts instead (a 3-vertebra median: 4.58; a [0.1, 0.8, 0.1] kernel: 2.67)
+    flattens real curves, and clamping the tilt to within 6-15 degrees of the column axis (2.57-2.67) moves 14-38
+    films' exact corners. No robust-statistics library offers a neighbour test along a sequence, so it is written
+    here.
 
     Args:
         tilt_deg: (n,) tilts in degrees, top to bottom.
