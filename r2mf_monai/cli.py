@@ -378,6 +378,8 @@ def evaluate_landmarks(
     landmarks: str = "auto",
     min_cobb: float = 5.0,
     worst: int = 8,
+    datalist: str | None = None,
+    datalist_key: str = "test",
     bundle_dir: str | None = None,
     model: str | None = None,
     image_size: int | None = None,
@@ -402,6 +404,9 @@ def evaluate_landmarks(
         landmarks: ``auto``, ``mat`` or ``csv``.
         min_cobb: smallest curve measured, degrees.
         worst: films on the contact sheet.
+        datalist: a datalist (``r2mf-monai datalist ... --split``): only the films its list ``datalist_key`` names,
+            e.g. the part of a folder a fine-tuned model never saw; ``--limit`` counts among those.
+        datalist_key: that list. Defaults to ``test``.
         bundle_dir: the bundle folder; defaults to the installed bundle.
         model: the weights; defaults to ``BUNDLE/models/model.pt``. With a ``model.json`` beside them (what training
             writes) they bring their own network and input size.
@@ -435,6 +440,8 @@ def evaluate_landmarks(
         landmarks=landmarks,
         min_cobb=min_cobb,
         worst=worst,
+        datalist=datalist,
+        datalist_key=datalist_key,
         bundle_dir=bundle_dir,
         model=model,
         image_size=image_size,

@@ -63,6 +63,7 @@ __all__ = [
     "Film",
     "read_aasce_dataset",
     "aasce_angles",
+    "films_in_datalist",
     "smape",
     "run_bundle_inference",
     "evaluate_film",
@@ -595,6 +596,39 @@ def _read_review(pred_dir: Path) -> dict[str, tuple[float, bool]]:
         return {}
 
 
+def films_in_datalist(films: Sequence[Film], datalist: str | os.PathLike, key: str = "test") -> list[Film]:
+    """The films whose images the list ``key`` of a MONAI datalist names (by file name), in the data set's order.
+
+    What ``r2mf-monai datalist ... --split`` writes (``{"training": [...], "validation": [...], "test": [...]}``, each
+    entry a dict with ``"image"``), so a model fine-tuned on one part of a folder is evaluated on the part it never saw
+    without copying the films into a folder of their own.
+
+    Raises:
+        LayoutError: an unreadable datalist, a missing or empty ``key``, or no film of ``films`` in it; the message
+            names the file and the key.
+    """
+    path = Path(datalist).expanduser()
+    try:
+        content = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise LayoutError(f"cannot read the datalist '{path}': {e}") from None
+    entries = content.get(key) if isinstance(content, dict) else None
+    if not isinstance(entries, list) or not entries:
+        keys = sorted(k for k, v in content.items() if isinstance(v, list)) if isinstance(content, dict) else []
+        raise LayoutError(f"the datalist '{path}' has no list '{key}' of images (lists: {keys})")
+    names = set()
+    for entry in entries:
+        image = entry.get("image") if isinstance(entry, dict) else entry
+        if isinstance(image, (list, tuple)) and image:
+            image = image[0]
+        if isinstance(image, str):
+            names.add(Path(image).name)
+    chosen = [f for f in films if f.image.name in names]
+    if not chosen:
+        raise LayoutError(f"none of the films is in the list '{key}' of the datalist '{path}'")
+    return chosen
+
+
 def evaluate_landmarks(
     dataset_dir: str | os.PathLike,
     output_dir: str | os.PathLike,
@@ -605,6 +639,8 @@ def evaluate_landmarks(
     landmarks: str = "auto",
     min_cobb: float = 5.0,
     worst: int = 8,
+    datalist: str | os.PathLike | None = None,
+    datalist_key: str = "test",
     bundle_dir: str | None = None,
     model: str | None = None,
     image_size: int | None = None,
@@ -626,6 +662,9 @@ def evaluate_landmarks(
         landmarks: ``"auto"``, ``"mat"`` or ``"csv"`` (see :func:`read_aasce_dataset`).
         min_cobb: smallest curve measured, degrees. Defaults to ``5.0`` (the measurement's default).
         worst: films on the contact sheet and in the worst-films table. Defaults to ``8``.
+        datalist: a MONAI datalist (``r2mf-monai datalist ... --split``): only the films its list ``datalist_key``
+            names (:func:`films_in_datalist`); ``limit`` then counts among those.
+        datalist_key: the datalist's list. Defaults to ``"test"`` (the held-out part of a split).
         bundle_dir: the bundle folder (see :func:`run_bundle_inference`, as are the next four).
         model: the weights.
         image_size: the network's input side.
@@ -641,7 +680,13 @@ def evaluate_landmarks(
         LayoutError: a folder in the wrong layout.
         FileNotFoundError: a missing prediction or bundle file.
     """
-    films = read_aasce_dataset(dataset_dir, split=split, landmarks=landmarks, limit=limit)
+    if datalist is None:
+        films = read_aasce_dataset(dataset_dir, split=split, landmarks=landmarks, limit=limit)
+    else:
+        films = films_in_datalist(
+            read_aasce_dataset(dataset_dir, split=split, landmarks=landmarks), datalist, datalist_key
+        )
+        films = films[:limit] if limit is not None else films
     out = Path(output_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     pred_dir: Path | None = None
@@ -680,6 +725,7 @@ def evaluate_landmarks(
         "dataset_dir": str(Path(dataset_dir).expanduser().absolute()),
         "split": split,
         "limit": limit,
+        "datalist": None if datalist is None else {"file": str(Path(datalist).expanduser()), "key": datalist_key},
         "predictions": None if pred_dir is None else str(pred_dir.absolute()),
         "model": None if pred_dir is None or predictions is not None else (model or "the bundle's models/model.pt"),
         "bundle_overrides": {"image_size": image_size, "network_def": network_def, **dict(overrides or {})},
@@ -725,6 +771,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--landmarks", default="auto", choices=("auto", "mat", "csv"))
     parser.add_argument("--min_cobb", type=float, default=5.0)
     parser.add_argument("--worst", type=int, default=8, help="films on the contact sheet")
+    parser.add_argument("--datalist", default=None, help="only the films a MONAI datalist's list names")
+    parser.add_argument("--datalist_key", default="test", help="that list (default test, the held-out part)")
     parser.add_argument("--bundle_dir", default=None)
     parser.add_argument("--model", default=None, help="weights (default BUNDLE/models/model.pt, with model.json)")
     parser.add_argument("--image_size", type=int, default=None)

@@ -28,6 +28,7 @@ from r2mf_monai.experiments.public_benchmark import (
     LayoutError,
     aasce_angles,
     evaluate_landmarks,
+    films_in_datalist,
     main,
     read_aasce_dataset,
     smape,
@@ -159,6 +160,52 @@ def test_limit(aasce, tmp_path):
     summary = evaluate_landmarks(aasce, tmp_path, skip_inference=True, limit=1, worst=1)
     rows = json.loads((tmp_path / "per_film.json").read_text())
     assert summary["films"] == 1 and len(rows) == 1 and rows[0]["film"] == read_aasce_dataset(aasce)[0].name
+
+
+def _datalist(tmp_path: Path, **lists: list[str]) -> Path:
+    path = tmp_path / "datalist.json"
+    path.write_text(
+        json.dumps({k: [{"image": f"../elsewhere/{n}", "label": "x.png"} for n in v] for k, v in lists.items()})
+    )
+    return path
+
+
+@pytest.mark.parametrize("key, picks", [("test", [2, 0]), ("training", [1])])
+def test_datalist_selects_its_films(aasce, tmp_path, key, picks):
+    # the films a datalist's list names (by file name, wherever the datalist's paths point), in the folder's order
+    films = read_aasce_dataset(aasce)
+    datalist = _datalist(tmp_path, training=[films[1].name], test=[films[2].name, films[0].name, "not_here.jpg"])
+    chosen = sorted(picks)
+    assert [f.name for f in films_in_datalist(films, datalist, key)] == [films[i].name for i in chosen]
+    evaluate_landmarks(aasce, tmp_path / "out", skip_inference=True, datalist=datalist, datalist_key=key, worst=1)
+    rows = json.loads((tmp_path / "out" / "per_film.json").read_text())
+    assert [r["film"] for r in rows] == [films[i].name for i in chosen]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["datalist"]["key"] == key
+    # the limit counts among the datalist's films
+    evaluate_landmarks(aasce, tmp_path / "one", skip_inference=True, datalist=datalist, datalist_key=key, limit=1)
+    assert [r["film"] for r in json.loads((tmp_path / "one" / "per_film.json").read_text())] == [films[chosen[0]].name]
+
+
+@pytest.mark.parametrize(
+    "content, key, expected",
+    [
+        ("{not json", "test", "cannot read the datalist"),
+        ('{"training": [{"image": "a.jpg"}]}', "test", "has no list 'test'"),
+        ('{"test": [{"image": "a.jpg"}]}', "test", "none of the films is in the list 'test'"),
+    ],
+)
+def test_bad_datalist_one_clear_line(aasce, tmp_path, content, key, expected):
+    path = tmp_path / "datalist.json"
+    path.write_text(content)
+    with pytest.raises(LayoutError, match=expected):
+        films_in_datalist(read_aasce_dataset(aasce), path, key)
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exc:
+        main([str(aasce), str(out), "--skip_inference", "--datalist", str(path), "--datalist_key", key])
+    message = str(exc.value.code)
+    assert message.startswith("evaluate-landmarks: ") and expected in message and str(path) in message
+    assert "\n" not in message and (not out.exists() or not any(out.iterdir()))
 
 
 @pytest.mark.parametrize(
