@@ -240,6 +240,46 @@ def _table(report: StudyReport) -> list[str]:
     return rows
 
 
+def _method_note(report: StudyReport) -> str:
+    """How the views' levels and Cobb angles were read: from vertebrae read off a corner-built outline (the AASCE
+    annotation) or estimated along a smooth column's centreline."""
+    title = _VIEW_TITLES.get
+    read = [n for n, vm in report.views.items() if vm.vertebrae is not None]
+    estimated = "levels estimated from the column's length (about ±1 level), Cobb angles from the centreline tangent"
+    if not read:
+        return estimated[0].upper() + estimated[1:] + "."
+    parts = [
+        f"{', '.join(title(n, n) for n in read)}: levels and Cobb angles (endplate tilts) from the vertebrae read "
+        "off the outline's corners"
+    ]
+    rest = [n for n in report.views if n not in read]
+    if rest:
+        parts.append(f"{', '.join(title(n, n) for n in rest)}: {estimated}")
+    return "; ".join(parts) + "."
+
+
+def _notes(report: StudyReport) -> list[str]:
+    """The figure's notes under the table: views not measured, the display convention, how the angles were read,
+    vertebrae whose tilt was mended, what stays undetermined."""
+    lenke = report.lenke
+    notes: list[str] = []
+    for n, why in report.not_measured.items():  # one wrapped note per view: the reason can be long
+        notes += textwrap.wrap(f"{_VIEW_TITLES.get(n, n)} not measured: {why}", 150, subsequent_indent="    ")
+    if lenke is not None:
+        notes.append(lenke.orientation["note"])
+    notes += textwrap.wrap(_method_note(report), 150, subsequent_indent="    ")
+    for n, vm in report.views.items():
+        if vm.vertebrae is not None and vm.vertebrae.mended:
+            notes.append(
+                f"{_VIEW_TITLES.get(n, n)}: tilt of {', '.join(vm.vertebrae.mended)} taken from the neighbouring "
+                "vertebrae (its fitted corners slipped along the outline)."
+            )
+    if lenke is not None and lenke.sagittal_modifier is None:
+        notes.append("Sagittal modifier and sagittal structural criteria undetermined: need a lateral radiograph.")
+    notes += [u for u in report.undetermined if u.startswith("curve type")]
+    return notes
+
+
 def draw_study(
     report: StudyReport,
     path: str | os.PathLike,
@@ -262,15 +302,7 @@ def draw_study(
     widths = [(c[1] - c[0]) / (c[3] - c[2]) * _PANEL_HEIGHT_IN for c in crops]
     table = _table(report)
     lenke = report.lenke
-    notes: list[str] = []
-    for n, why in report.not_measured.items():  # one wrapped note per view: the reason can be long
-        notes += textwrap.wrap(f"{_VIEW_TITLES.get(n, n)} not measured: {why}", 150, subsequent_indent="    ")
-    if lenke is not None:
-        notes.append(lenke.orientation["note"])
-    notes.append("Levels estimated from the column's length (about ±1 level); Cobb angles from the centreline tangent.")
-    if lenke is not None and lenke.sagittal_modifier is None:
-        notes.append("Sagittal modifier and sagittal structural criteria undetermined: need a lateral radiograph.")
-    notes += [u for u in report.undetermined if u.startswith("curve type")]
+    notes = _notes(report)
     text_h = 0.9 + 0.2 * (len(table) + len(notes))
     fig_w = max(sum(widths) + 0.3 * (len(names) + 1), 9.5)
     fig_h = _PANEL_HEIGHT_IN + 0.5 + text_h

@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from r2mf_monai.measure.figure import REGION_COLOURS, draw_study
+from r2mf_monai.measure.figure import REGION_COLOURS, _notes, draw_study
 from r2mf_monai.measure.levels import LevelModel
 from r2mf_monai.measure.report import measure_study
 from tests.measure.shapes import s_curve_mask, straight_mask
+from tests.measure.test_endplates import CASES, corner_spine
 
 VIEWS = {"coronal": (-20.0, 20.0, -40.0), "left_bending": (25.0, 30.0, -10.0), "right_bending": (-35.0, -10.0, -20.0)}
 
@@ -73,3 +74,27 @@ def test_a_view_not_measured_is_marked(tmp_path, masks):
     draw_study(r, tmp_path / "fig.png")
     assert _colour_pixels(tmp_path / "fig.png", "#ff5252") > 200  # "not measured" written over its panel
     assert (_colour_pixels(tmp_path / "fig.png", "#F0E442") > 300) == ("coronal" in r.views)  # the measured centreline
+
+
+def test_notes_say_how_the_angles_were_read(report, monkeypatch):
+    # smooth columns: levels from the column's length and the centreline tangent
+    notes = _notes(report)
+    assert any(n.startswith("Levels estimated from the column's length") for n in notes)
+    assert not any("outline's corners" in n for n in notes)
+    # a corner-built coronal column (the AASCE annotation) beside a smooth bending view: each said as it was read, and a
+    # mended vertebra is named
+    import dataclasses
+
+    import r2mf_monai.measure.cobb as cobb
+
+    real_fit = cobb.fit_vertebrae
+    monkeypatch.setattr(cobb, "fit_vertebrae", lambda *a, **k: dataclasses.replace(real_fit(*a, **k), mended=("T8",)))
+    corners_mask, _, _ = corner_spine(*CASES[1])
+    mixed = measure_study(
+        {"coronal": corners_mask, "left_bending": s_curve_mask(VIEWS["left_bending"])}, patient_id="P3"
+    )
+    assert mixed.views["coronal"].vertebrae is not None and mixed.views["left_bending"].vertebrae is None
+    text = " ".join(" ".join(_notes(mixed)).split())  # the notes are wrapped
+    assert "Coronal: levels and Cobb angles (endplate tilts) from the vertebrae read off the outline's corners" in text
+    assert "Left bending: levels estimated from the column's length" in text
+    assert "Coronal: tilt of T8 taken from the neighbouring vertebrae" in text
