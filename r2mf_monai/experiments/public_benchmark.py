@@ -607,22 +607,19 @@ def films_in_datalist(films: Sequence[Film], datalist: str | os.PathLike, key: s
         LayoutError: an unreadable datalist, a missing or empty ``key``, or no film of ``films`` in it; the message
             names the file and the key.
     """
+    from r2mf_monai.data.datalist import join_datalists
+
     path = Path(datalist).expanduser()
     try:
-        content = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
+        entries = join_datalists(path, key)  # MONAI's load_decathlon_datalist, as training reads it
+    except (json.JSONDecodeError, OSError, TypeError) as e:  # not JSON (a ValueError: first), no file, not dicts
         raise LayoutError(f"cannot read the datalist '{path}': {e}") from None
-    entries = content.get(key) if isinstance(content, dict) else None
-    if not isinstance(entries, list) or not entries:
+    except ValueError:
+        content = json.loads(path.read_text())
         keys = sorted(k for k, v in content.items() if isinstance(v, list)) if isinstance(content, dict) else []
-        raise LayoutError(f"the datalist '{path}' has no list '{key}' of images (lists: {keys})")
-    names = set()
-    for entry in entries:
-        image = entry.get("image") if isinstance(entry, dict) else entry
-        if isinstance(image, (list, tuple)) and image:
-            image = image[0]
-        if isinstance(image, str):
-            names.add(Path(image).name)
+        raise LayoutError(f"the datalist '{path}' has no list '{key}' of images (lists: {keys})") from None
+    images = [entry.get("image") for entry in entries]
+    names = {Path(i[0] if isinstance(i, (list, tuple)) and i else str(i)).name for i in images}
     chosen = [f for f in films if f.image.name in names]
     if not chosen:
         raise LayoutError(f"none of the films is in the list '{key}' of the datalist '{path}'")

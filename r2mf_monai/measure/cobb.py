@@ -644,11 +644,8 @@ def measure_mask(
     )
     if vm_note is not None:
         vm.notes.append(vm_note)
-    if vertebrae is not None and vertebrae.mended:
-        vm.notes.append(
-            f"tilt of {', '.join(vertebrae.mended)} taken from the neighbouring vertebrae: its fitted corners slipped "
-            "along the outline"
-        )
+    if vertebrae is not None and vertebrae.mended_note is not None:
+        vm.notes.append(vertebrae.mended_note)
     if lowest_level == "auto" and not told_l5 and end == "L5":
         vm.notes.append("the mask is cut square at its bottom: taken to end at L5 (lowest_level='S' to override)")
     return vm

@@ -115,6 +115,16 @@ class VertebraFit:
     mended: tuple[str, ...] = ()
 
     @property
+    def mended_note(self) -> str | None:
+        """The note naming the :attr:`mended` vertebrae (the measurement's and its figure's), ``None`` for none."""
+        if not self.mended:
+            return None
+        return (
+            f"tilt of {', '.join(self.mended)} taken from the neighbouring vertebrae: its fitted corners slipped along "
+            "the outline"
+        )
+
+    @property
     def centres(self) -> np.ndarray:
         """(n, 2) ``(row, column)`` centre of each vertebra."""
         return self.corners.mean(axis=1)

@@ -269,11 +269,8 @@ def _notes(report: StudyReport) -> list[str]:
         notes.append(lenke.orientation["note"])
     notes += textwrap.wrap(_method_note(report), 150, subsequent_indent="    ")
     for n, vm in report.views.items():
-        if vm.vertebrae is not None and vm.vertebrae.mended:
-            notes.append(
-                f"{_VIEW_TITLES.get(n, n)}: tilt of {', '.join(vm.vertebrae.mended)} taken from the neighbouring "
-                "vertebrae (its fitted corners slipped along the outline)."
-            )
+        if vm.vertebrae is not None and vm.vertebrae.mended_note is not None:
+            notes.append(f"{_VIEW_TITLES.get(n, n)}: {vm.vertebrae.mended_note}.")
     if lenke is not None and lenke.sagittal_modifier is None:
         notes.append("Sagittal modifier and sagittal structural criteria undetermined: need a lateral radiograph.")
     notes += [u for u in report.undetermined if u.startswith("curve type")]
