@@ -14,7 +14,8 @@
 An inference folder from a hospital export holds a mix of DICOM (often without a suffix), PNG, JPEG and NIfTI files,
 and sometimes a broken one. Each candidate is read once with the bundle's own loader
 (:class:`r2mf_monai.transforms.LoadRadiographd`) before the run: a file that fails is logged with its reason,
-listed in ``skipped_report`` and left out, so the run goes on with the rest.
+listed in ``skipped_report`` and left out, so the run goes on with the rest. The images read are handed over to the
+pipeline's loader (:meth:`~r2mf_monai.transforms.LoadRadiograph.probe`), so a film is decoded once, not twice.
 
 Outputs never land where inputs are searched: the output folder is checked (made, and a file created in it) before
 anything else, the input folder may not be the output folder, an output folder inside the input folder is left out
@@ -158,7 +159,7 @@ def discover_inputs(
     skipped: list[dict[str, str]] = []
     for path in tqdm(candidates, desc="checking inputs", unit="file", disable=len(candidates) < 20):
         try:
-            loader({"image": str(path)})
+            loader.probe({"image": str(path)})  # the pipeline's own read then takes the decoded image
         except Exception as err:  # any failure to read a user's file means "skip it and say why"
             reason = str(err).splitlines()[0] if str(err) else type(err).__name__
             logger.error("skipping '%s': %s", path, reason)

@@ -25,6 +25,8 @@ user unchanged through plain ``LoadImage``.)
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from typing import Any
 
@@ -42,7 +44,21 @@ from r2mf_monai.transforms.readers import (
     RadiographReadError,
 )
 
-__all__ = ["LoadRadiograph", "LoadRadiographd", "LoadRadiographD", "LoadRadiographDict"]
+__all__ = ["HANDOVER_BYTES", "LoadRadiograph", "LoadRadiographd", "LoadRadiographD", "LoadRadiographDict"]
+
+HANDOVER_BYTES = 256 * 2**20
+"""Most bytes of probed images kept for the pipeline's own read (:meth:`LoadRadiograph.probe`); the oldest go
+first. Three views of a patient (about 2 x 10^6 pixels each, float32) take 25 MB."""
+
+# probed images waiting for the pipeline's read of the same file with the same loader settings: {key: (image, bytes)}
+_handover: OrderedDict[tuple, tuple[Any, int]] = OrderedDict()
+_handover_lock = threading.Lock()
+
+
+def _file_key(path: str) -> tuple:
+    """The file as it is now: a file replaced or rewritten after the probe no longer matches."""
+    st = os.stat(path)
+    return os.path.realpath(path), st.st_size, st.st_mtime_ns, st.st_ino
 
 
 class LoadRadiograph(LoadImage):
@@ -79,6 +95,7 @@ class LoadRadiograph(LoadImage):
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> None:
         self.radiograph_reader = RadiographReader(voi_lut=voi_lut, max_pixels=max_pixels)
+        self._settings = (voi_lut, repr(dtype), ensure_channel_first, image_only, max_pixels)
         super().__init__(
             reader=self.radiograph_reader,
             image_only=image_only,
@@ -108,12 +125,46 @@ class LoadRadiograph(LoadImage):
                 )
             if os.path.getsize(path) == 0:
                 raise RadiographReadError(name, "the file is empty (0 bytes)")
+        key = self._handover_key(names) if reader is None else None
+        if key is not None:
+            with _handover_lock:
+                kept = _handover.pop(key, None)
+            if kept is not None:
+                return kept[0]
         try:
             return super().__call__(filename, reader=reader or self.radiograph_reader)
         except RadiographReadError:
             raise
         except Exception as e:
             raise RadiographReadError(names[0], f"{type(e).__name__}: {e}") from e
+
+    def probe(self, filename: str | os.PathLike) -> None:
+        """Read ``filename`` as :meth:`__call__` does (raising the same errors), and keep the result for the next
+        read of the unchanged file by a loader with the same settings, which then takes it instead of decoding the
+        file again (once: the kept image is handed over, not copied).
+
+        ``r2mf_monai.inference.discover_inputs`` reads every input before a run to leave out the broken ones; with
+        this the run's own read of a patient's films costs nothing. At most :data:`HANDOVER_BYTES` are kept.
+        """
+        name = os.fspath(filename)
+        result = self(name)
+        image = result[0] if isinstance(result, tuple) else result
+        size = int(image.numel() * image.element_size()) if isinstance(image, torch.Tensor) else 0
+        key = self._handover_key([name])
+        if key is None or size > HANDOVER_BYTES:
+            return
+        with _handover_lock:
+            _handover[key] = (result, size)
+            while sum(kept[1] for kept in _handover.values()) > HANDOVER_BYTES:
+                _handover.popitem(last=False)
+
+    def _handover_key(self, names: list[str]) -> tuple | None:
+        if len(names) != 1:
+            return None
+        try:
+            return (*self._settings, *_file_key(os.path.expanduser(names[0])))
+        except OSError:
+            return None
 
     def _pass_through(self, data: np.ndarray | torch.Tensor):
         img = data if isinstance(data, MetaTensor) else MetaTensor(torch.as_tensor(data))
@@ -183,6 +234,12 @@ class LoadRadiographd(LoadImaged):
             reader: optional runtime reader, see :class:`LoadRadiograph`.
         """
         return super().__call__(data, reader)
+
+    def probe(self, data: Mapping[Hashable, Any]) -> None:
+        """:meth:`LoadRadiograph.probe` for every key of ``data``: read each file (raising the same errors as
+        :meth:`__call__`) and keep the images for the pipeline's read of the same files."""
+        for key in self.key_iterator(dict(data)):
+            self._loader.probe(data[key])
 
 
 LoadRadiographD = LoadRadiographDict = LoadRadiographd

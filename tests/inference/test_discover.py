@@ -172,3 +172,19 @@ def test_the_pixel_limit_skips_a_film_before_decoding(tmp_path: Path, max_pixels
     assert report.is_file() == skipped
     if skipped:
         assert "more than max_pixels" in json.loads(report.read_text())["skipped"][0]["reason"]
+
+
+def test_the_pipeline_reads_the_probed_films_without_decoding_them_again(tmp_path: Path, monkeypatch) -> None:
+    from r2mf_monai.transforms import LoadRadiographd
+    from r2mf_monai.transforms.readers import RadiographReader
+
+    for name in ("P1_coronal.png", "P1_left_bending.png"):
+        _png(tmp_path / name)
+    decoded: list[str] = []
+    read = RadiographReader.read
+    monkeypatch.setattr(RadiographReader, "read", lambda self, data, **k: decoded.append(str(data)) or read(self, data))
+    items = discover_inputs(str(tmp_path))
+    assert len(decoded) == 2
+    pipeline = LoadRadiographd(keys="image")  # inference.json's loader, default settings
+    images = [pipeline(item)["image"] for item in items]
+    assert len(decoded) == 2 and [img.shape for img in images] == [(1, 12, 20)] * 2

@@ -148,3 +148,76 @@ def test_max_pixels_of_the_dict_transform(tmp_path, max_pixels, refused):
             load({"image": str(path)})
     else:
         assert load({"image": str(path)})["image"].shape == (1, 37, 48)
+
+
+def _decodes(monkeypatch) -> list[str]:
+    """Names of the files the reader decodes from now on."""
+    decoded: list[str] = []
+    original = RadiographReader.read
+
+    def counting(self, data, **kwargs):
+        decoded.extend(str(name) for name in (data if isinstance(data, (list, tuple)) else [data]))
+        return original(self, data, **kwargs)
+
+    monkeypatch.setattr(RadiographReader, "read", counting)
+    return decoded
+
+
+def test_probed_image_is_handed_over_once(tmp_path, monkeypatch):
+    image = write_dicom(tmp_path / "P0001_coronal.dcm", PIXELS.astype(np.uint16), bits_stored=12)
+    decoded = _decodes(monkeypatch)
+    LoadRadiographd(keys="image").probe({"image": str(image)})
+    first = LoadRadiographd(keys="image")({"image": str(image)})["image"]
+    assert decoded == [str(image)]  # the pipeline's read took the probed image
+    np.testing.assert_array_equal(first[0].numpy(), PIXELS.T.astype(np.float32))
+    assert first.meta["filename_or_obj"] == str(image)
+    second = LoadRadiographd(keys="image")({"image": str(image)})["image"]
+    assert len(decoded) == 2 and second is not first  # handed over once, then read again
+    np.testing.assert_array_equal(second.numpy(), first.numpy())
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"max_pixels": 10**9},  # other settings: another image
+        {"voi_lut": "none"},
+        {"dtype": np.float64},
+    ],
+)
+def test_probe_is_not_taken_by_other_settings(tmp_path, monkeypatch, other):
+    image = write_png(tmp_path / "a.png", PIXELS)
+    decoded = _decodes(monkeypatch)
+    LoadRadiograph().probe(image)
+    LoadRadiograph(**other)(str(image))
+    assert len(decoded) == 2
+
+
+def test_probe_of_a_changed_file_is_not_taken(tmp_path, monkeypatch):
+    image = write_png(tmp_path / "a.png", PIXELS)
+    LoadRadiograph().probe(image)
+    write_png(tmp_path / "b.png", 4095 - PIXELS)
+    (tmp_path / "b.png").replace(image)  # the file was replaced after the probe
+    np.testing.assert_array_equal(LoadRadiograph()(str(image))[0].numpy(), (4095 - PIXELS).T.astype(np.float32))
+
+
+def test_probe_raises_the_loaders_error_and_keeps_nothing(tmp_path, monkeypatch):
+    bad = tmp_path / "broken.dcm"
+    bad.write_bytes(b"\0" * 128 + b"DICM" + b"\1" * 50)
+    with pytest.raises(RadiographReadError, match="broken.dcm"):
+        LoadRadiographd(keys="image").probe({"image": str(bad)})
+    with pytest.raises(RadiographReadError, match="broken.dcm"):
+        LoadRadiographd(keys="image")({"image": str(bad)})
+
+
+def test_handover_is_bounded(tmp_path, monkeypatch):
+    import r2mf_monai.transforms.load as load
+
+    one = PIXELS.size * 4
+    monkeypatch.setattr(load, "HANDOVER_BYTES", int(2.5 * one))  # room for two images
+    files = [write_png(tmp_path / f"{i}.png", PIXELS + i) for i in range(3)]
+    for f in files:
+        LoadRadiograph().probe(f)
+    decoded = _decodes(monkeypatch)
+    for f in files:
+        LoadRadiograph()(str(f))
+    assert decoded == [str(files[0])]  # the oldest went first
