@@ -26,7 +26,10 @@ Layouts read:
   the same row order (a header row in either file is skipped).
 
 Which corner is "upper" is decided geometrically (along the local spine axis) rather than trusted from the
-order, because public annotations contain a few swapped corners; vertebrae are sorted from head to feet.
+order, because public annotations contain a few swapped corners; vertebrae are sorted from head to feet. Angles
+computed from the listed order (the AASCE calculator takes each vertebra's tilt from the middles of its 1st+3rd and
+2nd+4th corners) are wrong for such a vertebra: :func:`misordered_vertebrae` finds them, and ``landmarks2mask``
+names them in a warning.
 """
 
 from __future__ import annotations
@@ -45,7 +48,14 @@ from tqdm import tqdm
 from r2mf_monai.outputs.atomic import write_with
 from r2mf_monai.transforms.readers import RADIOGRAPH_SUFFIXES, detect_format
 
-__all__ = ["convert_landmarks", "column_mask", "read_mat_landmarks", "read_csv_landmarks", "AASCE_VERTEBRAE"]
+__all__ = [
+    "convert_landmarks",
+    "column_mask",
+    "misordered_vertebrae",
+    "read_mat_landmarks",
+    "read_csv_landmarks",
+    "AASCE_VERTEBRAE",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +77,30 @@ def _check_points(points: np.ndarray, source: str, num_vertebrae: int | None) ->
     if not np.all(np.isfinite(points)):
         raise ValueError(f"{source}: landmarks contain NaN or infinite values.")
     return points
+
+
+def misordered_vertebrae(points: np.ndarray, source: str = "landmarks") -> np.ndarray:
+    """Indices (0-based, in the order listed) of the vertebrae whose four corners, as listed, do not go round a convex
+    body in the AASCE order: top-left, top-right, bottom-left, bottom-right, with image rows running down.
+
+    Tested as the quadrilateral top-left -> top-right -> bottom-right -> bottom-left turning the same way (clockwise
+    on the screen) at every corner. Two corners swapped (AASCE film ``161 A``'s L5 lists its top-right corner where
+    its bottom-left one lies), a body folded over or a corner clicked across the body fails; a wedged, tilted or
+    rotated body does not. The masks of :func:`column_mask` do not depend on the order, but Cobb angles computed from
+    the listed corners (the AASCE calculator, so the dataset's own ``angles.csv``) do.
+
+    Args:
+        points: (4 * n_vertebrae, 2) ``(x, y)`` pixel coordinates, four corners a vertebra.
+        source: name used in error messages.
+
+    Raises:
+        ValueError: for a point count that is not a multiple of 4 or non-finite values.
+    """
+    quads = _check_points(points, source, None).reshape(-1, 4, 2)[:, [0, 1, 3, 2]]  # round the body
+    edges = np.roll(quads, -1, axis=1) - quads
+    following = np.roll(edges, -1, axis=1)
+    turns = edges[..., 0] * following[..., 1] - edges[..., 1] * following[..., 0]  # > 0: clockwise on the screen
+    return np.flatnonzero((turns <= 0).any(axis=1))
 
 
 def column_mask(points: np.ndarray, shape: Sequence[int], source: str = "landmarks") -> np.ndarray:
@@ -312,6 +346,16 @@ def convert_landmarks(
             raise ValueError(
                 f"landmarks of '{image}': {outside:.0%} of the points lie outside the {w}x{h} image; wrong image, "
                 "or normalised coordinates read as pixels (see normalized=)."
+            )
+        misordered = misordered_vertebrae(points, source=name)
+        if misordered.size:
+            logger.warning(
+                "landmarks of '%s': the corners of vertebra %s (of %d, as listed) are not in the order top-left, "
+                "top-right, bottom-left, bottom-right; the mask does not depend on it, angles computed from the "
+                "listed order (the AASCE calculator) do",
+                name,
+                ", ".join(str(i + 1) for i in misordered),
+                len(points) // 4,
             )
         stem = image.name[: -len(".nii.gz")] if image.name.lower().endswith(".nii.gz") else image.stem
         _write_png(

@@ -52,7 +52,13 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from r2mf_monai.data.landmarks import AASCE_VERTEBRAE, column_mask, read_csv_landmarks, read_mat_landmarks
+from r2mf_monai.data.landmarks import (
+    AASCE_VERTEBRAE,
+    column_mask,
+    misordered_vertebrae,
+    read_csv_landmarks,
+    read_mat_landmarks,
+)
 from r2mf_monai.measure import LevelModel, ViewMeasurement, measure_mask
 from r2mf_monai.outputs.atomic import atomic_write
 from r2mf_monai.outputs.save_segmentation import output_stem
@@ -387,6 +393,8 @@ def evaluate_film(film: Film, pred_mask: np.ndarray | None, min_cobb: float = 5.
         "height": h,
         "width": w,
         "landmark_rows": [r0, r1],
+        # 1-based, as listed: the reference angles were computed from this order (misordered_vertebrae)
+        "misordered_vertebrae": [int(i) + 1 for i in misordered_vertebrae(film.points, source=film.name)],
         "ref_angles": [round(float(v), 2) for v in ref],
         "gt_angles": [round(float(v), 2) for v in gt_angles],
         "gt_main_error": round(abs(float(gt_angles[0] - ref[0])), 2),
@@ -429,6 +437,7 @@ def _stats(values: Sequence[float | None]) -> dict[str, float | int | None]:
 
 def _summary(rows: list[dict], meta: dict) -> dict:
     out: dict[str, Any] = {"format": "r2mf-monai public benchmark 1", **meta, "films": len(rows)}
+    out["films_with_misordered_corners"] = [r["film"] for r in rows if r.get("misordered_vertebrae")]
     for src in ("gt", "pred"):
         if src == "pred" and not any("pred_angles" in r for r in rows):
             continue
@@ -441,6 +450,12 @@ def _summary(rows: list[dict], meta: dict) -> dict:
             "angle_mae_deg": dict(zip(ANGLE_NAMES, [round(float(v), 3) for v in per_angle.mean(axis=0)], strict=True)),
             "films_within_5deg": int(sum(r[f"{src}_main_error"] <= 5.0 for r in rows)),
             "unmeasurable_films": [r["film"] for r in rows if r[f"{src}_error"]],
+        }
+        ordered = [r[f"{src}_main_error"] for r in rows if not r.get("misordered_vertebrae")]
+        out[key]["films_with_ordered_corners"] = {
+            "films": len(ordered),
+            "main_curve_mae_deg": _stats(ordered)["mean"],
+            "films_within_5deg": int(sum(e <= 5.0 for e in ordered)),
         }
     if "from_predicted_masks" in out:
         out["segmentation_within_landmark_rows"] = {
@@ -474,6 +489,25 @@ def _markdown(summary: dict, worst: list[dict]) -> str:
                 f"| {label} | {s['main_curve_mae_deg']:.2f} | {s['main_curve_error_deg']['median']:.2f} | "
                 f"{s['films_within_5deg']}/{summary['films']} | {s['smape_pct']:.2f} | {len(s['unmeasurable_films'])} |"
             )
+    misordered = summary.get("films_with_misordered_corners") or []
+    if misordered:
+        lines += [
+            "",
+            f"{len(misordered)} film(s) list a vertebra's corners out of the order top-left, top-right, bottom-left, "
+            "bottom-right, and the dataset's angles are computed from the listed order (`misordered_vertebrae` in "
+            "per_film.csv): "
+            + ", ".join(misordered)
+            + ". Main-curve MAE without them: "
+            + ", ".join(
+                f"{label} {summary[key]['films_with_ordered_corners']['main_curve_mae_deg']:.2f}"
+                for key, label in (
+                    ("from_ground_truth_columns", "ground-truth columns"),
+                    ("from_predicted_masks", "predicted"),
+                )
+                if key in summary and summary[key]["films_with_ordered_corners"]["films"]
+            )
+            + f" ({summary['films'] - len(misordered)} films).",
+        ]
     seg = summary.get("segmentation_within_landmark_rows")
     if seg:
         lines += [
@@ -563,7 +597,7 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
-    header = ["film", "height", "width", "landmark_top_row", "landmark_bottom_row"]
+    header = ["film", "height", "width", "landmark_top_row", "landmark_bottom_row", "misordered_vertebrae"]
     header += [f"ref_{a}" for a in ANGLE_NAMES] + [f"gt_{a}" for a in ANGLE_NAMES] + ["gt_main_error", "gt_smape"]
     pred = any("pred_angles" in r for r in rows)
     if pred:
@@ -576,7 +610,8 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         for r in rows:
             top, bottom = r["landmark_rows"]
             flat = {"film": r["film"], "height": r["height"], "width": r["width"],
-                    "landmark_top_row": top, "landmark_bottom_row": bottom - 1}  # fmt: skip
+                    "landmark_top_row": top, "landmark_bottom_row": bottom - 1,
+                    "misordered_vertebrae": " ".join(str(i) for i in r.get("misordered_vertebrae") or [])}  # fmt: skip
             for src in ("ref", "gt", "pred"):
                 for a, v in zip(ANGLE_NAMES, r.get(f"{src}_angles") or [None] * 3, strict=True):
                     flat[f"{src}_{a}"] = v

@@ -20,7 +20,7 @@ from scipy import ndimage
 from scipy.io import savemat
 
 from r2mf_monai.cli import landmarks2mask
-from r2mf_monai.data.landmarks import column_mask, convert_landmarks, read_csv_landmarks
+from r2mf_monai.data.landmarks import column_mask, convert_landmarks, misordered_vertebrae, read_csv_landmarks
 from tests.transforms.radiograph_files import write_dicom
 
 H, W = 300, 160
@@ -82,6 +82,56 @@ def test_corner_order_does_not_matter():
     vertebra_order = rng.permutation(17)
     shuffled = shuffled[vertebra_order].reshape(-1, 2)
     np.testing.assert_array_equal(column_mask(points, (H, W)), column_mask(shuffled, (H, W)))
+
+
+def _rotated(points: np.ndarray, degrees: float) -> np.ndarray:
+    a = np.radians(degrees)
+    centre = points.mean(axis=0)
+    return (points - centre) @ np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]]) + centre
+
+
+@pytest.mark.parametrize("tilt", [0.0, 0.3, 0.8])  # up to a 39 degree tilt
+@pytest.mark.parametrize("rotation", [0.0, 25.0, -40.0])
+def test_corners_in_the_aasce_order_pass(tilt, rotation):
+    points = _rotated(aasce_points(tilt=tilt), rotation)
+    wedged = points.copy()
+    wedged[2::4, 1] -= 5  # bottom-left corners up: wedge-shaped bodies
+    for p in (points, wedged):
+        assert misordered_vertebrae(p).size == 0
+
+
+@pytest.mark.parametrize(
+    "vertebra, swap",
+    [
+        (16, (1, 2)),  # top-right listed where bottom-left lies (AASCE film 161 A's L5)
+        (0, (0, 1)),  # left and right swapped
+        (8, (0, 2)),  # top and bottom swapped
+        (5, (2, 3)),
+    ],
+)
+def test_swapped_corners_are_found(vertebra, swap):
+    points = aasce_points(tilt=0.3).reshape(17, 4, 2)
+    points[vertebra, list(swap)] = points[vertebra, list(swap[::-1])]
+    np.testing.assert_array_equal(misordered_vertebrae(points.reshape(-1, 2)), [vertebra])
+
+
+def test_a_folded_body_is_found():
+    points = aasce_points().reshape(17, 4, 2)
+    points[3, 3] = points[3, 0] + (5, -4)  # bottom-right corner clicked above the top-left one
+    np.testing.assert_array_equal(misordered_vertebrae(points.reshape(-1, 2)), [3])
+
+
+def test_landmarks2mask_names_misordered_vertebrae(tmp_path, caplog):
+    points = aasce_points(tilt=0.3).reshape(17, 4, 2)
+    points[16, [1, 2]] = points[16, [2, 1]]
+    images, labels = write_case(tmp_path, points.reshape(-1, 2))
+    with caplog.at_level("WARNING", logger="r2mf_monai.data.landmarks"):
+        out = convert_landmarks(labels, images, tmp_path / "masks")
+    assert "'sunhl-1th-01 A AP.jpg'" in caplog.text and "vertebra 17 (of 17" in caplog.text
+    # the mask does not depend on the order
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(out / "sunhl-1th-01 A AP.png")), column_mask(aasce_points(tilt=0.3), (H, W))
+    )
 
 
 @pytest.mark.parametrize("header", [False, True])

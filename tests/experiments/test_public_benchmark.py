@@ -136,6 +136,7 @@ def test_outputs(gt_run):
     assert len(rows) == FILMS and "pred_main" not in rows[0]
     assert json.loads((out / "summary.json").read_text()) == summary
     assert summary["films"] == FILMS and "from_predicted_masks" not in summary
+    assert summary["films_with_misordered_corners"] == []  # the generator lists its corners in the AASCE order
     assert len(summary["worst_films"]) == 2
     assert "ground-truth columns" in (out / "summary.md").read_text()
     with Image.open(out / "worst_films.png") as im:
@@ -154,6 +155,30 @@ def test_gt_column_cobb_close_to_generator(gt_run):
     assert summary["from_ground_truth_columns"]["main_curve_mae_deg"] == pytest.approx(np.mean(errors), abs=0.01)
     expected = np.mean([smape(r["gt_angles"], r["ref_angles"]) for r in rows])
     assert summary["from_ground_truth_columns"]["smape_pct"] == pytest.approx(expected, abs=0.01)
+
+
+def test_misordered_corners_are_listed_and_left_out_of_the_ordered_mae(aasce, tmp_path):
+    from scipy.io import loadmat, savemat
+
+    root = _copy(aasce, tmp_path)
+    film = read_aasce_dataset(root)[1]
+    mat = root / "labels" / "training" / f"{film.name}.mat"
+    points = loadmat(str(mat))["p2"].reshape(-1, 4, 2)
+    points[16, [1, 2]] = points[16, [2, 1]]  # L5's top-right corner listed where its bottom-left lies
+    savemat(str(mat), {"p2": points.reshape(-1, 2)})
+    out = tmp_path / "out"
+    summary = evaluate_landmarks(root, out, skip_inference=True, worst=1)
+    rows = json.loads((out / "per_film.json").read_text())
+    assert [r["misordered_vertebrae"] for r in rows] == [[], [17], []]
+    assert summary["films_with_misordered_corners"] == [film.name]
+    ordered = summary["from_ground_truth_columns"]["films_with_ordered_corners"]
+    assert ordered["films"] == FILMS - 1
+    assert ordered["main_curve_mae_deg"] == pytest.approx(
+        np.mean([rows[0]["gt_main_error"], rows[2]["gt_main_error"]]), abs=1e-3
+    )
+    with open(out / "per_film.csv", newline="") as f:
+        assert [r["misordered_vertebrae"] for r in csv.DictReader(f)] == ["", "17", ""]
+    assert film.name in (out / "summary.md").read_text()
 
 
 def test_limit(aasce, tmp_path):
