@@ -577,11 +577,18 @@ def write_contact_sheet(
         title = f"{film.stem[:34]}\nref {row['ref_angles'][0]:.1f}  GT col {row['gt_angles'][0]:.1f}"
         if "pred_angles" in row:
             title += f"  pred {row['pred_angles'][0]:.1f}  Dice {row['dice']:.2f}"
+        misordered = row.get("misordered_vertebrae") or []
+        for number in misordered:  # the corners as listed, round the body: a bow-tie where two are swapped
+            quad = film.points.reshape(-1, 4, 2)[number - 1][[0, 1, 3, 2, 0]]
+            ax.plot(quad[:, 0], quad[:, 1], color="#e040fb", linewidth=1.0)
+        if misordered:
+            title += f"\nref from misordered corners (vertebra {', '.join(str(n) for n in misordered)})"
         ax.set_title(title, fontsize=7)
         ax.set_xlim(0, w)
         ax.set_ylim(h, 0)
     legend = ("orange: predicted mask and its centreline; blue: ground-truth column (from the landmarks) and its "
-              "centreline; main-curve Cobb angles in degrees")  # fmt: skip
+              "centreline; magenta: a vertebra's corners as listed, where they are out of order; main-curve Cobb "
+              "angles in degrees")  # fmt: skip
     fig.text(0.5, 0.005, legend, ha="center", fontsize=7)
     fig.tight_layout(rect=(0, 0.02, 1, 1))
     final = Path(path)
