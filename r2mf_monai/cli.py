@@ -148,6 +148,9 @@ def landmarks2mask(
 ) -> str:
     """Convert AASCE/SpineWeb-style vertebra corner landmarks (17 x 4 corners, .mat or .csv) to whole-column masks.
 
+    A warning names every vertebra whose corners are not listed top-left, top-right, bottom-left, bottom-right: the
+    mask does not depend on the order, angles computed from the landmarks do.
+
     Args:
         landmarks: a landmark file or a folder of them.
         images: folder of the matching images (for the mask size).
@@ -391,7 +394,9 @@ def evaluate_landmarks(
     predicted masks against the dataset's angles (main-curve MAE, SMAPE), Dice and HD95 within the landmark rows.
 
     Writes ``per_film.csv``/``.json``, ``summary.json``/``.md``, ``worst_films.png`` and ``predicted/`` (the masks)
-    into OUTPUT_DIR (see ``r2mf_monai.experiments.public_benchmark``).
+    into OUTPUT_DIR (see ``r2mf_monai.experiments.public_benchmark``). Films whose annotation lists a vertebra's
+    corners out of order (the dataset's angles are computed from that order) are named, and the MAE is also given
+    without them.
 
     Args:
         dataset_dir: folder in the AASCE layout: ``data/<split>/*.jpg`` and ``labels/<split>/`` with
