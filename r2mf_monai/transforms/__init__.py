@@ -16,6 +16,8 @@
 - :mod:`.load`: ``LoadRadiograph``/``LoadRadiographd``, one config line, one clear error per bad file;
 - :mod:`.flip_view`: ``RandFlipViewd``, the §4.2 horizontal flip that swaps left/right bending views;
 - :mod:`.closing`: ``BinaryClosing``/``BinaryClosingd``, the §3.9 3x3 closing;
+- :mod:`.components`: ``KeepLargeComponents``/``KeepLargeComponentsd``, §3.9's largest component relaxed to every
+  component at least a fraction of it (the column found in pieces on real films);
 - :mod:`.framing`: ``RandSpineFramingd``, random clinical framing around the column (the field of view of real films);
 - :mod:`.clahe`: ``RandCLAHEd``, random CLAHE (the look of processed clinical films), and ``CLAHEd``, the fixed
   CLAHE before the network;
@@ -24,13 +26,19 @@
 - :mod:`.plausibility`: ``SpinePlausibilityd``, the "is it a spine?" verdict on each predicted mask.
 
 Everything else in the pipeline (min-max scaling, aspect-preserving resize and zero padding, the affine and
-intensity augmentations, sigmoid, threshold, largest component, ``Invertd``) is MONAI's own.
+intensity augmentations, sigmoid, threshold, ``Invertd``) is MONAI's own.
 """
 
 from __future__ import annotations
 
 from r2mf_monai.transforms.clahe import CLAHED, CLAHEd, CLAHEDict, RandCLAHED, RandCLAHEd, RandCLAHEDict
 from r2mf_monai.transforms.closing import BinaryClosing, BinaryClosingD, BinaryClosingd, BinaryClosingDict
+from r2mf_monai.transforms.components import (
+    KeepLargeComponents,
+    KeepLargeComponentsD,
+    KeepLargeComponentsd,
+    KeepLargeComponentsDict,
+)
 from r2mf_monai.transforms.flip_view import MIRRORED_VIEWS, RandFlipViewD, RandFlipViewd, RandFlipViewDict, mirror_view
 from r2mf_monai.transforms.framing import RandSpineFramingD, RandSpineFramingd, RandSpineFramingDict
 from r2mf_monai.transforms.load import LoadRadiograph, LoadRadiographD, LoadRadiographd, LoadRadiographDict
@@ -73,6 +81,10 @@ __all__ = [
     "BinaryClosingd",
     "BinaryClosingD",
     "BinaryClosingDict",
+    "KeepLargeComponents",
+    "KeepLargeComponentsD",
+    "KeepLargeComponentsd",
+    "KeepLargeComponentsDict",
     "MIRRORED_VIEWS",
     "RandFlipViewd",
     "RandFlipViewD",

@@ -371,3 +371,29 @@ def test_the_input_clahe_follows_the_weights(config: str, tiny_dataset: Path, tm
     assert not torch.allclose(inputs[None], inputs[0.015])
     expected = CLAHEd("image", clip_limit=0.015, tiles=8)({"image": inputs[None]})["image"]
     torch.testing.assert_close(inputs[0.015], expected)
+
+
+@pytest.mark.parametrize(
+    "config, key", [("inference.json", "postprocessing"), ("evaluate.json", "validate#postprocessing")]
+)
+def test_the_column_found_in_pieces_keeps_its_pieces(config: str, key: str) -> None:
+    # the largest component and every other of at least min_component_fraction of it: a column cut in two behind the
+    # mediastinum stays whole, a small blob goes
+    import torch
+    from monai.bundle import ConfigParser
+
+    files = [REPO / "bundle" / "configs" / c for c in (["train.json"] if config == "evaluate.json" else [])]
+    parser = ConfigParser(ConfigParser.load_config_files([*files, REPO / "bundle" / "configs" / config]))
+    names = [t.get("_target_") for t in parser[key]["transforms"]]
+    index = names.index("r2mf_monai.transforms.KeepLargeComponentsd")
+    assert names[index - 1] == "AsDiscreted" and names[index + 1] == "r2mf_monai.transforms.BinaryClosingd"
+    fraction = parser.get_parsed_content("min_component_fraction")
+    keep = parser.get_parsed_content(f"{key}#transforms#{index}")
+    mask = torch.zeros(1, 256, 256)
+    mask[0, 20:70, 120:140] = 1  # upper thoracic piece: 1000 px
+    mask[0, 80:240, 115:140] = 1  # the rest of the column: 4000 px
+    rows = max(int(0.8 * fraction * 4000) // 10, 1)  # a blob of 80 % of the fraction of the largest, 10 px wide
+    mask[0, 100 : 100 + rows, 20:30] = 1
+    out = keep({"pred": mask})["pred"]
+    assert out[0, 20:70, 120:140].all() and out[0, 80:240, 115:140].all()
+    assert out.sum() == 5000
