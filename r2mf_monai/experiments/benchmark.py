@@ -972,7 +972,8 @@ def markdown_table(results: dict[str, Any]) -> str:
             "",
             "`ConfigWorkflow(inference.json)` initialise + run on one synthetic patient's three DICOM views (scale "
             "1.0: about 1000-2500 px tall): parse the config, build the network, load the weights, then for each view "
-            "read the DICOM, preprocess, infer, post-process (largest component, closing, back to the input grid) and "
+            "read the DICOM, preprocess, infer, post-process (components of at least a tenth of the largest, closing, "
+            "back to the input grid) and "
             "write the PNG and NIfTI masks and an overlay. Process start and imports are not counted. *Shipped "
             "weights*: `models/model.pt` at the image size of its `model.json`; *paper width*: train.json's network "
             "at the benchmark's image size with the benchmark's weights. inference.json's other keys as shipped "
