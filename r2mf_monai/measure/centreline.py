@@ -42,7 +42,14 @@ import numpy as np
 from scipy import ndimage
 from scipy.signal import savgol_filter
 
-__all__ = ["Centreline", "MaskNotMeasurableError", "binarize_mask", "extract_centreline", "parse_spacing"]
+__all__ = [
+    "Centreline",
+    "MaskNotMeasurableError",
+    "binarize_mask",
+    "extract_centreline",
+    "keep_large_components",
+    "parse_spacing",
+]
 
 
 class MaskNotMeasurableError(ValueError):
@@ -139,13 +146,20 @@ def binarize_mask(mask: np.ndarray, min_component: float = 0.01) -> np.ndarray:
         raise ValueError(f"mask must be numeric or boolean, got dtype {arr.dtype}.")
     if not fg.any():
         raise MaskNotMeasurableError(f"mask of shape {arr.shape} is empty: no pixel above 0.5, nothing to measure.")
-    fg = ndimage.binary_fill_holes(fg)
-    labels, n = ndimage.label(fg, structure=np.ones((3, 3), dtype=bool))
-    if n > 1:
-        sizes = np.bincount(labels.ravel())[1:]
-        keep = np.flatnonzero(sizes >= min_component * sizes.max()) + 1
-        fg = np.isin(labels, keep)
-    return fg
+    return keep_large_components(ndimage.binary_fill_holes(fg), min_component)
+
+
+def keep_large_components(fg: np.ndarray, min_fraction: float) -> np.ndarray:
+    """``fg`` (boolean, any rank) without its connected components smaller than ``min_fraction`` of the largest one.
+
+    Components connect through edges and corners (full connectivity). The rule of :func:`binarize_mask` and of the
+    inference post-processing (:class:`r2mf_monai.transforms.KeepLargeComponentsd`).
+    """
+    labels, n = ndimage.label(fg, structure=np.ones((3,) * fg.ndim, dtype=bool))
+    if n < 2:
+        return fg
+    sizes = np.bincount(labels.ravel())[1:]
+    return np.isin(labels, np.flatnonzero(sizes >= min_fraction * sizes.max()) + 1)
 
 
 def _principal_axis(coords: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -17,9 +17,9 @@ throws the smaller piece away with its vertebrae. This keeps every component at 
 largest one's size: the pieces of the column stay, specks and small false blobs go. MONAI keeps the
 ``num_components`` largest (``KeepLargestConnectedComponent``) or the components above an absolute size
 (``RemoveSmallObjects``), neither relative to the largest, which is what makes one setting fit every image size; so
-the rule is written here on ``scipy.ndimage.label``. The measurement
-(:func:`r2mf_monai.measure.centreline.binarize_mask`) follows the run nearest the column, so a piece beside the
-column does not pull the line.
+the rule is written on ``scipy.ndimage.label``, once, for this transform and the measurement
+(:func:`r2mf_monai.measure.centreline.keep_large_components`; the measurement drops components under 1 % of the
+largest and follows the run nearest the column, so a piece beside the column does not pull the line).
 
 The bundle keeps components of at least 10 % of the largest (``inference.json``'s ``min_component_fraction``): on
 the 150 AASCE selection films the second components of 1 % or more were pieces of the column cut off behind the
@@ -36,7 +36,8 @@ import numpy as np
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms import MapTransform, Transform
 from monai.utils import TransformBackends, convert_to_dst_type, convert_to_numpy
-from scipy import ndimage
+
+from r2mf_monai.measure.centreline import keep_large_components
 
 __all__ = ["KeepLargeComponents", "KeepLargeComponentsd", "KeepLargeComponentsD", "KeepLargeComponentsDict"]
 
@@ -82,14 +83,7 @@ class KeepLargeComponents(Transform):
             raise ValueError(
                 f"KeepLargeComponents expects a channel-first image (C, spatial...), got shape {arr.shape}."
             )
-        out = np.zeros(arr.shape, dtype=bool)
-        for c, channel in enumerate(arr > 0):
-            labels, n = ndimage.label(channel, structure=np.ones((3,) * channel.ndim, dtype=bool))
-            if n == 0:
-                continue
-            sizes = np.bincount(labels.ravel())[1:]
-            keep = np.flatnonzero(sizes >= self.min_fraction * sizes.max()) + 1
-            out[c] = np.isin(labels, keep)
+        out = np.stack([keep_large_components(channel, self.min_fraction) for channel in arr > 0])
         return convert_to_dst_type(np.where(out, arr, 0).astype(arr.dtype), dst=img)[0]
 
 
