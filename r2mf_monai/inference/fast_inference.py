@@ -49,6 +49,7 @@ import torch.nn as nn
 from monai.data import MetaTensor
 from monai.metrics import compute_dice
 
+from r2mf_monai.inference.image_statistics import ImageStatisticsBatchNorm
 from r2mf_monai.utils import ensure_int, ensure_option
 
 __all__ = [
@@ -291,9 +292,11 @@ class FastInferenceNetwork(nn.Module):
         if self.fuse and hasattr(net, "fuse_for_inference"):
             net = net.fuse_for_inference()
             # every activation of R2MF-Net's blocks reads a temporary (a convolution's or a sum's output) that nothing
-            # else reads, so it may overwrite it: one large allocation (and its page faults) less per activation
+            # else reads, so it may overwrite it: one large allocation (and its page faults) less per activation; the
+            # same holds for the batch normalisations that mix each image's statistics (they read a convolution's
+            # output), whose folding the image's statistics prevent
             for m in net.modules():
-                if isinstance(m, (nn.LeakyReLU, nn.ReLU)):
+                if isinstance(m, (nn.LeakyReLU, nn.ReLU, ImageStatisticsBatchNorm)):
                     m.inplace = True
         if channels_last:
             net = net.to(memory_format=torch.channels_last)

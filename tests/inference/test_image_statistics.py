@@ -73,6 +73,60 @@ def test_the_memory_format_is_kept(batch: int, memory_format: torch.memory_forma
     assert torch.allclose(out, layer(x.contiguous()), atol=1e-5)
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("memory_format", [torch.channels_last, torch.contiguous_format])
+@pytest.mark.parametrize("affine", [True, False])
+def test_inplace_normalises_the_input_itself_to_the_same_values(
+    batch: int, memory_format: torch.memory_format, affine: bool
+) -> None:
+    bn = _trained_bn()
+    if not affine:
+        bn = nn.BatchNorm2d(3, affine=False).eval()
+        bn.running_mean.copy_(_trained_bn().running_mean)
+    layer = ImageStatisticsBatchNorm.from_batch_norm(bn, 0.5).eval()
+    x = (3.0 + 2.0 * torch.randn(batch, 3, 8, 8)).contiguous(memory_format=memory_format)
+    expected = layer(x.clone())
+    layer.inplace = True
+    with torch.no_grad():
+        out = layer(x)
+    assert out is x and out.is_contiguous(memory_format=memory_format)
+    assert torch.allclose(out, expected, atol=1e-5)
+
+
+def test_inplace_leaves_an_input_that_needs_its_gradient() -> None:
+    layer = ImageStatisticsBatchNorm.from_batch_norm(_trained_bn(), 0.5).eval()
+    layer.inplace = True
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    before = x.detach().clone()
+    out = layer(x)
+    assert out is not x and torch.equal(x.detach(), before)
+    out.sum().backward()
+    assert x.grad is not None and "inplace=True" in repr(layer)
+
+
+@torch.no_grad()
+def test_the_prepared_r2mfnet_normalises_in_place_to_the_same_logits() -> None:
+    # in place is right only where nothing else reads a normalisation's input: a block that reused it would see it
+    # normalised and give other logits than the layers that write a new map
+    torch.manual_seed(0)
+    net = R2MFNet(spatial_dims=2, in_channels=1, out_channels=1, channels=(4, 8, 16, 32)).eval()
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 2.0)
+    use_image_statistics(net, 0.5)
+    x = 4.0 * torch.rand(2, 1, 32, 32)
+    prepared = prepare_for_inference(net, precision="fp32")
+    out = prepared(x)
+    layers = [m for m in prepared._cache["module"].modules() if isinstance(m, ImageStatisticsBatchNorm)]
+    assert layers and all(m.inplace for m in layers)
+    assert not any(m.inplace for m in net.modules() if isinstance(m, ImageStatisticsBatchNorm))  # the original stays
+    for m in layers:
+        m.inplace = False
+    assert torch.allclose(prepared(x), out, atol=1e-5)
+    assert torch.allclose(out, net(x), atol=1e-4)
+
+
 def test_training_is_plain_batch_normalisation() -> None:
     bn = _trained_bn().train()
     layer = ImageStatisticsBatchNorm.from_batch_norm(bn, 0.5)
