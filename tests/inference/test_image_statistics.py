@@ -31,6 +31,17 @@ def _trained_bn(channels: int = 3, dims: int = 2) -> nn.Module:
     return bn.eval()
 
 
+def _small_r2mfnet_with_image_statistics() -> R2MFNet:
+    """A small R2MF-Net in eval mode whose running statistics are not the identity, each film's mixed in at 0.5."""
+    torch.manual_seed(0)
+    net = R2MFNet(spatial_dims=2, in_channels=1, out_channels=1, channels=(4, 8, 16, 32)).eval()
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 2.0)
+    return use_image_statistics(net, 0.5)
+
+
 def _reference(bn: nn.Module, x: torch.Tensor, w: float) -> torch.Tensor:
     """The mix written out: (1 - w) running + w the image's own statistics (unbiased variance, as running statistics
     take it), per image and channel."""
@@ -108,13 +119,7 @@ def test_inplace_leaves_an_input_that_needs_its_gradient() -> None:
 def test_the_prepared_r2mfnet_normalises_in_place_to_the_same_logits() -> None:
     # in place is right only where nothing else reads a normalisation's input: a block that reused it would see it
     # normalised and give other logits than the layers that write a new map
-    torch.manual_seed(0)
-    net = R2MFNet(spatial_dims=2, in_channels=1, out_channels=1, channels=(4, 8, 16, 32)).eval()
-    for m in net.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 2.0)
-    use_image_statistics(net, 0.5)
+    net = _small_r2mfnet_with_image_statistics()
     x = 4.0 * torch.rand(2, 1, 32, 32)
     prepared = prepare_for_inference(net, precision="fp32")
     out = prepared(x)
@@ -158,12 +163,7 @@ def test_a_network_keeps_its_state_dict_and_its_1d_norms() -> None:
 @torch.no_grad()
 def test_the_fast_inference_path_keeps_the_image_statistics() -> None:
     # folding batch norm into the convolutions must leave these layers alone: their statistics are the image's
-    torch.manual_seed(0)
-    net = R2MFNet(spatial_dims=2, in_channels=1, out_channels=1, channels=(4, 8, 16, 32)).eval()
-    for m in net.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.2, 0.2)
-    use_image_statistics(net, 0.5)
+    net = _small_r2mfnet_with_image_statistics()
     x = 4.0 * torch.rand(1, 1, 32, 32)
     prepared = prepare_for_inference(net, precision="fp32")
     assert torch.allclose(prepared(x), net(x), atol=1e-4)
