@@ -80,6 +80,7 @@ USER_ERRORS: list[tuple[Callable[[Path, Path], list[str]], str, str]] = [
     (lambda t, f: ["measure", str(f)], "measure", "is not a binary mask"),
     (lambda t, f: ["summary", "--bundle_dir", str(t)], "summary", "--bundle_dir"),
     (lambda t, f: ["datalist", str(t / "nowhere")], "datalist", "nowhere"),
+    (lambda t, f: ["compare-landmarks", str(t / "a"), str(t / "b")], "compare-landmarks", "a' does not exist"),
     (
         lambda t, f: ["evaluate-landmarks", str(t), str(t / "o"), "--overrides", json.dumps({"review": "$" + TOUCH})],
         "evaluate-landmarks",

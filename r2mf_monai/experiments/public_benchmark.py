@@ -59,6 +59,7 @@ from r2mf_monai.data.landmarks import (
     read_csv_landmarks,
     read_mat_landmarks,
 )
+from r2mf_monai.experiments.bootstrap import mean_confidence_interval
 from r2mf_monai.measure import LevelModel, ViewMeasurement, measure_mask
 from r2mf_monai.outputs.atomic import atomic_write
 from r2mf_monai.outputs.save_segmentation import output_stem
@@ -435,6 +436,12 @@ def _stats(values: Sequence[float | None]) -> dict[str, float | int | None]:
             "min": round(float(v.min()), 3), "max": round(float(v.max()), 3)}  # fmt: skip
 
 
+def _ci(values: Sequence[float | None]) -> list[float] | None:
+    """The 95 % bootstrap interval of the mean (:func:`mean_confidence_interval`), rounded as the means are."""
+    ci = mean_confidence_interval(values)
+    return None if ci is None else [round(ci[0], 3), round(ci[1], 3)]
+
+
 def _summary(rows: list[dict], meta: dict) -> dict:
     out: dict[str, Any] = {"format": "r2mf-monai public benchmark 1", **meta, "films": len(rows)}
     out["films_with_misordered_corners"] = [r["film"] for r in rows if r.get("misordered_vertebrae")]
@@ -443,10 +450,13 @@ def _summary(rows: list[dict], meta: dict) -> dict:
             continue
         key = "from_ground_truth_columns" if src == "gt" else "from_predicted_masks"
         per_angle = np.abs(np.asarray([r[f"{src}_angles"] for r in rows]) - np.asarray([r["ref_angles"] for r in rows]))
+        errors, smapes = [r[f"{src}_main_error"] for r in rows], [r[f"{src}_smape"] for r in rows]
         out[key] = {
-            "main_curve_mae_deg": _stats([r[f"{src}_main_error"] for r in rows])["mean"],
-            "main_curve_error_deg": _stats([r[f"{src}_main_error"] for r in rows]),
-            "smape_pct": _stats([r[f"{src}_smape"] for r in rows])["mean"],
+            "main_curve_mae_deg": _stats(errors)["mean"],
+            "main_curve_mae_ci95_deg": _ci(errors),
+            "main_curve_error_deg": _stats(errors),
+            "smape_pct": _stats(smapes)["mean"],
+            "smape_ci95_pct": _ci(smapes),
             "angle_mae_deg": dict(zip(ANGLE_NAMES, [round(float(v), 3) for v in per_angle.mean(axis=0)], strict=True)),
             "films_within_5deg": int(sum(r[f"{src}_main_error"] <= 5.0 for r in rows)),
             "unmeasurable_films": [r["film"] for r in rows if r[f"{src}_error"]],
@@ -455,11 +465,13 @@ def _summary(rows: list[dict], meta: dict) -> dict:
         out[key]["films_with_ordered_corners"] = {
             "films": len(ordered),
             "main_curve_mae_deg": _stats(ordered)["mean"],
+            "main_curve_mae_ci95_deg": _ci(ordered),
             "films_within_5deg": int(sum(e <= 5.0 for e in ordered)),
         }
     if "from_predicted_masks" in out:
         out["segmentation_within_landmark_rows"] = {
             "dice": _stats([r["dice"] for r in rows]),
+            "dice_mean_ci95": _ci([r["dice"] for r in rows]),
             "hd95_px": _stats([r["hd95_px"] for r in rows]),
             "films_without_mask_on_spine": [r["film"] for r in rows if not r["on_spine"]],
         }
@@ -470,6 +482,11 @@ def _summary(rows: list[dict], meta: dict) -> dict:
     return out
 
 
+def _bracket(ci: Sequence[float] | None, digits: int = 2) -> str:
+    """`` (low-high)`` of a confidence interval for the Markdown summary, or nothing without one."""
+    return "" if not ci else f" ({ci[0]:.{digits}f}-{ci[1]:.{digits}f})"
+
+
 def _markdown(summary: dict, worst: list[dict]) -> str:
     lines = [
         f"# Public benchmark: {summary['dataset']} ({summary['split']} split, {summary['films']} films)",
@@ -477,7 +494,9 @@ def _markdown(summary: dict, worst: list[dict]) -> str:
         f"Command: `{summary['command']}`",
         "",
         "Angles against the dataset's `angles.csv` (main = its first column, the largest curve; SMAPE over the three "
-        "angles as in the AASCE 2019 challenge: per film sum|pred - ref| / sum(pred + ref), mean over films).",
+        "angles as in the AASCE 2019 challenge: per film sum|pred - ref| / sum(pred + ref), mean over films). "
+        "In brackets, the 95 % bootstrap interval of each mean over these films (BCa, 2000 resamples): how far the "
+        "figure could move with other films of the same kind.",
         "",
         "| masks | main-curve MAE (deg) | median | within 5 deg | SMAPE (%) | unmeasurable |",
         "|---|---|---|---|---|---|",
@@ -486,8 +505,9 @@ def _markdown(summary: dict, worst: list[dict]) -> str:
         if key in summary:
             s = summary[key]
             lines.append(
-                f"| {label} | {s['main_curve_mae_deg']:.2f} | {s['main_curve_error_deg']['median']:.2f} | "
-                f"{s['films_within_5deg']}/{summary['films']} | {s['smape_pct']:.2f} | {len(s['unmeasurable_films'])} |"
+                f"| {label} | {s['main_curve_mae_deg']:.2f}{_bracket(s.get('main_curve_mae_ci95_deg'))} | "
+                f"{s['main_curve_error_deg']['median']:.2f} | {s['films_within_5deg']}/{summary['films']} | "
+                f"{s['smape_pct']:.2f}{_bracket(s.get('smape_ci95_pct'))} | {len(s['unmeasurable_films'])} |"
             )
     misordered = summary.get("films_with_misordered_corners") or []
     if misordered:
@@ -500,6 +520,7 @@ def _markdown(summary: dict, worst: list[dict]) -> str:
             + ". Main-curve MAE without them: "
             + ", ".join(
                 f"{label} {summary[key]['films_with_ordered_corners']['main_curve_mae_deg']:.2f}"
+                f"{_bracket(summary[key]['films_with_ordered_corners'].get('main_curve_mae_ci95_deg'))}"
                 for key, label in (
                     ("from_ground_truth_columns", "ground-truth columns"),
                     ("from_predicted_masks", "predicted"),
@@ -516,7 +537,8 @@ def _markdown(summary: dict, worst: list[dict]) -> str:
             "",
             "| Dice mean | Dice median | Dice min | HD95 mean (px) | HD95 median (px) | no mask on the spine |",
             "|---|---|---|---|---|---|",
-            f"| {seg['dice']['mean']:.4f} | {seg['dice']['median']:.4f} | {seg['dice']['min']:.4f} | "
+            f"| {seg['dice']['mean']:.4f}{_bracket(seg.get('dice_mean_ci95'), 4)} | {seg['dice']['median']:.4f} | "
+            f"{seg['dice']['min']:.4f} | "
             f"{seg['hd95_px']['mean'] if seg['hd95_px']['mean'] is not None else float('nan'):.1f} | "
             f"{seg['hd95_px']['median'] if seg['hd95_px']['median'] is not None else float('nan'):.1f} | "
             f"{len(seg['films_without_mask_on_spine'])} |",

@@ -155,6 +155,11 @@ def test_gt_column_cobb_close_to_generator(gt_run):
     assert summary["from_ground_truth_columns"]["main_curve_mae_deg"] == pytest.approx(np.mean(errors), abs=0.01)
     expected = np.mean([smape(r["gt_angles"], r["ref_angles"]) for r in rows])
     assert summary["from_ground_truth_columns"]["smape_pct"] == pytest.approx(expected, abs=0.01)
+    # each mean has its bootstrap interval over these films, around it and within the films' own range
+    low, high = summary["from_ground_truth_columns"]["main_curve_mae_ci95_deg"]
+    assert min(errors) - 1e-3 <= low <= np.mean(errors) <= high <= max(errors) + 1e-3
+    assert "main_curve_mae_ci95_deg" in summary["from_ground_truth_columns"]["films_with_ordered_corners"]
+    assert f"({low:.2f}-{high:.2f})" in (out / "summary.md").read_text()
 
 
 def test_misordered_corners_are_listed_and_left_out_of_the_ordered_mae(aasce, tmp_path):

@@ -1,0 +1,76 @@
+# Copyright (c) r2mf-monai contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Bootstrap confidence intervals of a mean over films (how far a benchmark's figure could move with other films).
+
+A mean over a few hundred films carries the sampling error of those films: on the 232 held-out AASCE films a
+main-curve MAE of 6.13° has a 95 % interval of about 5.3-8.2°, wide and skewed because a few films are off by tens of
+degrees. The evaluation reports such an interval beside each mean, so that a target or a difference between two runs
+is read against it. :func:`scipy.stats.bootstrap` does the resampling (bias-corrected and accelerated, BCa, which
+follows a skewed distribution of errors better than plain percentiles); this module only fixes its settings and the
+seed, so that a summary is reproducible, and says what it does with too few or identical values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+__all__ = ["CONFIDENCE_LEVEL", "BOOTSTRAP_RESAMPLES", "mean_confidence_interval"]
+
+CONFIDENCE_LEVEL = 0.95
+"""Confidence level of the intervals the evaluation reports."""
+
+BOOTSTRAP_RESAMPLES = 2000
+"""Resamples per interval (about 10 ms for 500 films)."""
+
+
+def mean_confidence_interval(
+    values: Iterable[float | None],
+    confidence_level: float = CONFIDENCE_LEVEL,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float] | None:
+    """Bootstrap (BCa) confidence interval of the mean of ``values``.
+
+    Args:
+        values: one value per film; ``None`` and non-finite values are left out.
+        confidence_level: in (0, 1). Defaults to :data:`CONFIDENCE_LEVEL` (0.95).
+        n_resamples: bootstrap resamples. Defaults to :data:`BOOTSTRAP_RESAMPLES`.
+        seed: of the resampling, so that a summary is reproducible. Defaults to ``0``.
+
+    Returns:
+        ``(low, high)``, or ``None`` for fewer than two values (no interval can be drawn from one film). Identical
+        values give ``(v, v)``: no film could move the mean.
+
+    Raises:
+        ValueError: ``confidence_level`` outside (0, 1) or ``n_resamples`` < 1.
+    """
+    from scipy.stats import bootstrap
+
+    if not 0.0 < confidence_level < 1.0:
+        raise ValueError(f"confidence_level must be in (0, 1), got {confidence_level}")
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
+    v = np.asarray([x for x in values if x is not None], dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size < 2:
+        return None
+    if np.ptp(v) == 0.0:  # BCa's acceleration is 0/0 here; every resample has the same mean
+        return float(v[0]), float(v[0])
+    settings = {"confidence_level": confidence_level, "n_resamples": n_resamples, "method": "BCa"}
+    try:
+        result = bootstrap((v,), np.mean, rng=np.random.default_rng(seed), **settings)
+    except TypeError:  # SciPy < 1.15 names the generator random_state (setup.py does not pin SciPy)
+        result = bootstrap((v,), np.mean, random_state=np.random.default_rng(seed), **settings)
+    low, high = result.confidence_interval
+    return float(low), float(high)
