@@ -12,7 +12,7 @@
 """Paired comparison of two ``evaluate-landmarks`` runs on the same films (before/after a change, a fine-tuning).
 
 Two runs on the same films differ film by film; the mean of those differences, with its 95 % bootstrap interval
-(:func:`r2mf_monai.experiments.bootstrap.mean_confidence_interval` of the per-film differences), says whether a
+(:func:`r2mf_monai.confidence_interval.mean_confidence_interval` of the per-film differences), says whether a
 change moved a figure by more than the films' own spread would. The interval of a paired difference is much narrower
 than those of the two means, which overlap for most changes worth making. ``r2mf-monai compare-landmarks RUN_A
 RUN_B`` reads both runs' ``per_film.json``, pairs the films by name and reports, for each quantity, B - A: the mean
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from r2mf_monai.experiments.bootstrap import mean_confidence_interval
+from r2mf_monai.confidence_interval import mean_confidence_interval
 
 __all__ = ["QUANTITIES", "compare_runs", "comparison_markdown"]
 

@@ -52,6 +52,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from r2mf_monai.confidence_interval import mean_confidence_interval
 from r2mf_monai.data.landmarks import (
     AASCE_VERTEBRAE,
     column_mask,
@@ -59,7 +60,6 @@ from r2mf_monai.data.landmarks import (
     read_csv_landmarks,
     read_mat_landmarks,
 )
-from r2mf_monai.experiments.bootstrap import mean_confidence_interval
 from r2mf_monai.measure import LevelModel, ViewMeasurement, measure_mask
 from r2mf_monai.outputs.atomic import atomic_write
 from r2mf_monai.outputs.save_segmentation import output_stem

@@ -40,6 +40,7 @@ from monai.metrics import (
     compute_iou,
 )
 
+from r2mf_monai.confidence_interval import mean_confidence_interval
 from r2mf_monai.constants import QUALITIES, VIEWS
 from r2mf_monai.handlers.distributed import gather_in_sampler_order, is_writer
 from r2mf_monai.outputs.atomic import atomic_write
@@ -84,11 +85,19 @@ def segmentation_metrics(
     return out
 
 
-def _summary(values: list[float]) -> dict[str, float]:
+def _summary(values: list[float], patients: list[str]) -> dict[str, Any]:
+    """Mean, std, count and the mean's 95 % bootstrap interval, resampling patients (a patient's views are not
+    independent images)."""
     finite = [v for v in values if math.isfinite(v)]
     if not finite:
-        return {"mean": math.nan, "std": math.nan, "n": 0}
-    return {"mean": float(np.mean(finite)), "std": float(np.std(finite)), "n": len(finite)}
+        return {"mean": math.nan, "std": math.nan, "n": 0, "ci95": None}
+    ci = mean_confidence_interval(values, groups=patients)
+    return {
+        "mean": float(np.mean(finite)),
+        "std": float(np.std(finite)),
+        "n": len(finite),
+        "ci95": None if ci is None else list(ci),
+    }
 
 
 def _fmt(s: dict[str, float], digits: int) -> str:
@@ -197,7 +206,8 @@ class SegmentationReport:
         out: dict[str, Any] = {}
         for kind, members in groups.items():
             out[kind] = {
-                key: {m: _summary([float(r[m]) for r in rows]) for m in METRICS} for key, rows in members.items()
+                key: {m: _summary([float(r[m]) for r in rows], [str(r["patient_id"]) for r in rows]) for m in METRICS}
+                for key, rows in members.items()
             }
         out["review"] = self.review_correlation()
         checked = [r for r in self.rows if isinstance(r.get("spine_found"), bool)]
@@ -238,6 +248,14 @@ class SegmentationReport:
                     f"{_fmt(s['hd95_mm'], 2)} |"
                 )
             lines.append("")
+        dice = summary["all"]["all"]["dice"]
+        if dice.get("ci95"):
+            low, high = dice["ci95"]
+            lines += [
+                f"Dice over all {dice['n']} images: {dice['mean']:.2f} % (95 % bootstrap interval of the mean "
+                f"{low:.2f}-{high:.2f} %, resampling patients)",
+                "",
+            ]
         review = summary.get("review", {})
         if review.get("n", 0) >= 3:
             lines.append(

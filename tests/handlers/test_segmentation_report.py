@@ -74,10 +74,15 @@ def test_summary_groups_by_view_and_quality_and_correlates_the_review_score() ->
     assert summary["view"]["coronal"]["dice"]["n"] == 3
     assert summary["view"]["coronal"]["dice"]["mean"] == pytest.approx(np.mean([60, 72, 84]))
     assert summary["quality"]["low"]["dice"]["n"] == 3
-    assert summary["all"]["all"]["asd_mm"]["n"] == 0
+    assert summary["all"]["all"]["asd_mm"]["n"] == 0 and summary["all"]["all"]["asd_mm"]["ci95"] is None
+    # the mean's interval resamples the three patients whole, so it is as wide as their means are apart
+    low, high = summary["all"]["all"]["dice"]["ci95"]
+    patient_means = [np.mean([60 + 4 * i for i in range(p * 3, p * 3 + 3)]) for p in range(3)]
+    assert min(patient_means) <= low < np.mean(patient_means) < high <= max(patient_means)
     assert summary["review"]["spearman_rho"] == pytest.approx(1.0, abs=1e-6)
     table = report.markdown(summary)
     assert "| coronal | 3 |" in table and "n/a" in table and "Spearman" in table
+    assert f"95 % bootstrap interval of the mean {low:.2f}-{high:.2f} %, resampling patients" in table
 
 
 def test_films_without_a_spine_are_counted(tmp_path) -> None:

@@ -8,7 +8,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Bootstrap intervals of a mean over films."""
+"""Bootstrap intervals of a mean over films (r2mf_monai.confidence_interval)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import math
 import numpy as np
 import pytest
 
-from r2mf_monai.experiments.bootstrap import mean_confidence_interval
+from r2mf_monai.confidence_interval import mean_confidence_interval
 
 
 @pytest.mark.parametrize(
@@ -70,3 +70,30 @@ def test_missing_values_are_left_out():
 def test_bad_settings_raise(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         mean_confidence_interval([1.0, 2.0, 3.0], **kwargs)
+
+
+def test_groups_are_resampled_whole():
+    """Three views a patient share the patient's level: resampling patients gives the honest, wider interval."""
+    rng = np.random.default_rng(5)
+    patients = rng.normal(90.0, 4.0, 40)
+    values = np.repeat(patients, 3) + rng.normal(0.0, 1.0, 120)
+    ids = np.repeat([f"P{i:03d}" for i in range(40)], 3)
+    low, high = mean_confidence_interval(values, groups=ids)
+    plain_low, plain_high = mean_confidence_interval(values)
+    assert low < values.mean() < high
+    assert high - low > 1.3 * (plain_high - plain_low)
+    # one value a group is the plain bootstrap of the mean again
+    singles = mean_confidence_interval(values, groups=range(120))
+    assert singles == pytest.approx((plain_low, plain_high), rel=0.01)
+
+
+@pytest.mark.parametrize(
+    "values, groups, expected", [([1.0, 2.0, 3.0], ["a", "a", "a"], None), ([1.0, None, 3.0], ["a", "b", "a"], None)]
+)
+def test_one_group_gives_no_interval(values, groups, expected):
+    assert mean_confidence_interval(values, groups=groups) == expected
+
+
+def test_groups_must_match_the_values():
+    with pytest.raises(ValueError, match="2 ids for 3 values"):
+        mean_confidence_interval([1.0, 2.0, 3.0], groups=["a", "b"])

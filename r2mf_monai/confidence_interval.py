@@ -21,7 +21,7 @@ seed, so that a summary is reproducible, and says what it does with too few or i
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 
 import numpy as np
 
@@ -36,6 +36,7 @@ BOOTSTRAP_RESAMPLES = 2000
 
 def mean_confidence_interval(
     values: Iterable[float | None],
+    groups: Iterable[Hashable] | None = None,
     confidence_level: float = CONFIDENCE_LEVEL,
     n_resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = 0,
@@ -44,13 +45,16 @@ def mean_confidence_interval(
 
     Args:
         values: one value per film; ``None`` and non-finite values are left out.
+        groups: one id per value (e.g. the patient of each of a patient's three views): the groups are resampled
+            whole (a cluster bootstrap of the mean over all values, paired sums and counts), since a patient's views
+            are not independent films. ``None`` (the default) resamples the values one by one.
         confidence_level: in (0, 1). Defaults to :data:`CONFIDENCE_LEVEL` (0.95).
         n_resamples: bootstrap resamples. Defaults to :data:`BOOTSTRAP_RESAMPLES`.
         seed: of the resampling, so that a summary is reproducible. Defaults to ``0``.
 
     Returns:
-        ``(low, high)``, or ``None`` for fewer than two values (no interval can be drawn from one film). Identical
-        values give ``(v, v)``: no film could move the mean.
+        ``(low, high)``, or ``None`` for fewer than two values or groups (no interval can be drawn from one film).
+        Identical values give ``(v, v)``: no film could move the mean.
 
     Raises:
         ValueError: ``confidence_level`` outside (0, 1) or ``n_resamples`` < 1.
@@ -61,16 +65,33 @@ def mean_confidence_interval(
         raise ValueError(f"confidence_level must be in (0, 1), got {confidence_level}")
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
-    v = np.asarray([x for x in values if x is not None], dtype=np.float64)
-    v = v[np.isfinite(v)]
+    raw = list(values)
+    ids = [None] * len(raw) if groups is None else list(groups)
+    if len(ids) != len(raw):
+        raise ValueError(f"groups has {len(ids)} ids for {len(raw)} values")
+    kept = [(float(x), i) for x, i in zip(raw, ids, strict=True) if x is not None and np.isfinite(float(x))]
+    v = np.asarray([x for x, _ in kept], dtype=np.float64)
     if v.size < 2:
         return None
     if np.ptp(v) == 0.0:  # BCa's acceleration is 0/0 here; every resample has the same mean
         return float(v[0]), float(v[0])
-    settings = {"confidence_level": confidence_level, "n_resamples": n_resamples, "method": "BCa"}
+    settings: dict = {"confidence_level": confidence_level, "n_resamples": n_resamples, "method": "BCa"}
+    if groups is None:
+        data: tuple[np.ndarray, ...] = (v,)
+        statistic = np.mean
+    else:
+        _, index = np.unique([str(i) for _, i in kept], return_inverse=True)
+        sums, counts = np.bincount(index, weights=v), np.bincount(index).astype(np.float64)
+        if sums.size < 2:
+            return None
+        data, settings["paired"] = (sums, counts), True
+
+        def statistic(s: np.ndarray, c: np.ndarray, axis: int = -1) -> np.ndarray:
+            return s.sum(axis=axis) / c.sum(axis=axis)  # the mean over the values of the resampled groups
+
     try:
-        result = bootstrap((v,), np.mean, rng=np.random.default_rng(seed), **settings)
+        result = bootstrap(data, statistic, rng=np.random.default_rng(seed), **settings)
     except TypeError:  # SciPy < 1.15 names the generator random_state (setup.py does not pin SciPy)
-        result = bootstrap((v,), np.mean, random_state=np.random.default_rng(seed), **settings)
+        result = bootstrap(data, statistic, random_state=np.random.default_rng(seed), **settings)
     low, high = result.confidence_interval
     return float(low), float(high)
