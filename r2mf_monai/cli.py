@@ -462,8 +462,8 @@ def compare_landmarks(run_a: str, run_b: str, output: str | None = None) -> str:
     """Compare two ``evaluate-landmarks`` runs on the same films: B - A film by film (angle errors, SMAPE, Dice,
     HD95), the mean difference with its 95 % bootstrap interval, and how many films got better or worse.
 
-    Prints a Markdown table (the command's result); with ``--output FILE.md`` also writes it there and the numbers to
-    ``FILE.json``.
+    Prints a Markdown table (the command's result); with ``--output FILE.md`` also writes it there, the numbers to
+    ``FILE.json`` and a figure to ``FILE.png`` (each film's error and Dice in B against A).
 
     Args:
         run_a: the reference run: an ``evaluate-landmarks`` output folder (or its ``per_film.json``).
@@ -474,7 +474,7 @@ def compare_landmarks(run_a: str, run_b: str, output: str | None = None) -> str:
     import logging
     import os
 
-    from r2mf_monai.experiments.compare_runs import compare_runs, comparison_markdown
+    from r2mf_monai.experiments.compare_runs import compare_runs, comparison_figure, comparison_markdown
     from r2mf_monai.outputs.atomic import atomic_write
 
     result = compare_runs(run_a, run_b)
@@ -487,7 +487,8 @@ def compare_landmarks(run_a: str, run_b: str, output: str | None = None) -> str:
         stem = os.path.splitext(output)[0]
         with atomic_write(stem + ".json", root=root) as tmp, open(tmp, "w") as f:
             json.dump(result, f, indent=2)
-        logging.getLogger(__name__).info("comparison written to %s and %s.json", output, stem)
+        comparison_figure(result, stem + ".png")
+        logging.getLogger(__name__).info("comparison written to %s, %s.json and %s.png", output, stem, stem)
     return text
 
 

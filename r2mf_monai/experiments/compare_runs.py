@@ -30,8 +30,9 @@ from typing import Any
 import numpy as np
 
 from r2mf_monai.confidence_interval import mean_confidence_interval
+from r2mf_monai.outputs.atomic import atomic_write
 
-__all__ = ["QUANTITIES", "compare_runs", "comparison_markdown"]
+__all__ = ["QUANTITIES", "compare_runs", "comparison_markdown", "comparison_figure"]
 
 QUANTITIES: dict[str, tuple[str, bool]] = {
     "pred_main_error": ("main-curve error, predicted masks (deg)", False),
@@ -72,7 +73,8 @@ def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike, quantities:
     Returns:
         ``{"run_a", "run_b", "films", "only_in_a", "only_in_b", "quantities": {name: {...}}}``, each quantity with
         ``label``, ``films`` (pairs with a value in both), ``mean_a``, ``mean_b``, ``mean_difference`` (B - A),
-        ``difference_ci95``, ``better``, ``worse`` and ``same`` (film counts, in the quantity's sense of better).
+        ``difference_ci95``, ``better``, ``worse`` and ``same`` (film counts, in the quantity's sense of better),
+        ``higher_is_better`` and ``per_film`` (``{film: [a, b]}``).
 
     Raises:
         FileNotFoundError: a run without ``per_film.json``.
@@ -105,6 +107,7 @@ def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike, quantities:
         ci = mean_confidence_interval(diff.tolist())
         out["quantities"][q] = {
             "label": label,
+            "higher_is_better": higher_better,
             "films": len(pairs),
             "mean_a": round(float(va.mean()), 4),
             "mean_b": round(float(vb.mean()), 4),
@@ -113,6 +116,7 @@ def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike, quantities:
             "better": int((gain > _TIE).sum()),
             "worse": int((gain < -_TIE).sum()),
             "same": int((np.abs(diff) <= _TIE).sum()),
+            "per_film": {f: [a[f][q], b[f][q]] for f in common if a[f].get(q) is not None and b[f].get(q) is not None},
         }
     return out
 
@@ -143,3 +147,59 @@ def comparison_markdown(result: dict) -> str:
             names = ", ".join(result[key][:10]) + (", ..." if len(result[key]) > 10 else "")
             lines += ["", f"{len(result[key])} film(s) only in {run}, left out: {names}"]
     return "\n".join(lines) + "\n"
+
+
+def comparison_figure(
+    result: dict, path: str | os.PathLike, quantities: Sequence[str] = ("pred_main_error", "dice")
+) -> Path:
+    """A PNG with one panel per quantity: each film's value in B against A, the diagonal, and the films that moved
+    most named. A film below the diagonal got smaller in B (better for an error, worse for Dice).
+
+    Args:
+        result: what :func:`compare_runs` returned.
+        path: the PNG to write (atomically).
+        quantities: the panels, those of ``result`` that are present. Defaults to the predicted main-curve error and
+            Dice.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [q for q in quantities if q in result["quantities"]]
+    fig, axes = plt.subplots(1, max(len(shown), 1), figsize=(5.2 * max(len(shown), 1), 5.0), squeeze=False)
+    for ax, q in zip(axes[0], shown, strict=False):
+        entry = result["quantities"][q]
+        films = list(entry["per_film"])
+        va, vb = (np.asarray(v, dtype=np.float64) for v in zip(*entry["per_film"].values(), strict=True))
+        gain = (vb - va) if entry["higher_is_better"] else (va - vb)
+        colours = np.where(gain > _TIE, "#009E73", np.where(gain < -_TIE, "#D55E00", "#999999"))
+        ax.scatter(va, vb, s=14, c=colours, alpha=0.8, linewidths=0)
+        lo, hi = float(min(va.min(), vb.min())), float(max(va.max(), vb.max()))
+        ax.plot([lo, hi], [lo, hi], color="black", linewidth=0.8)
+        for i in np.argsort(-np.abs(vb - va))[:3]:  # the three films that moved most
+            if abs(vb[i] - va[i]) > _TIE:
+                ax.annotate(_short(films[i]), (va[i], vb[i]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ci = entry["difference_ci95"]
+        interval = "" if ci is None else f" ({ci[0]:+.3g} to {ci[1]:+.3g})"
+        ax.set_title(
+            f"{entry['label']}\nB - A {entry['mean_difference']:+.3g}{interval}\n"
+            f"{entry['better']} better (green), {entry['worse']} worse (red), {entry['same']} same",
+            fontsize=9,
+        )
+        ax.set_xlabel("A")
+        ax.set_ylabel("B")
+        ax.set_aspect("equal", adjustable="datalim")
+    fig.suptitle(f"{result['films']} films in both runs", fontsize=10)
+    fig.tight_layout()
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+def _short(film: str) -> str:
+    """A film's name without the AASCE prefix and suffix (``sunhl-1th-05-Jan-2017-169 A AP.jpg`` -> ``169 A``)."""
+    stem = os.path.splitext(film)[0]
+    parts = stem.split("-")
+    return parts[-1].removesuffix(" AP").strip() if len(parts) > 1 else stem

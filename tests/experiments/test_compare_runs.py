@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from r2mf_monai.cli import compare_landmarks
-from r2mf_monai.experiments.compare_runs import compare_runs, comparison_markdown
+from r2mf_monai.experiments.compare_runs import compare_runs, comparison_figure, comparison_markdown
 
 FILMS = 60
 
@@ -72,6 +73,9 @@ def test_markdown_and_cli_files(runs, tmp_path):
     saved = json.loads(out.with_suffix(".json").read_text())
     assert saved["quantities"]["pred_main_error"]["films"] == FILMS
     assert "| main-curve error, predicted masks (deg) | 60 |" in text
+    assert len(saved["quantities"]["dice"]["per_film"]) == FILMS
+    with Image.open(out.with_suffix(".png")) as im:  # one panel for the angle error, one for Dice
+        assert im.format == "PNG" and im.width > 1.8 * im.height
     assert not [p for p in out.parent.iterdir() if ".tmp" in p.name]
 
 
@@ -109,3 +113,12 @@ def test_no_common_film_or_unknown_quantity(tmp_path):
         compare_runs(a, b)
     with pytest.raises(ValueError, match="unknown quantity 'cobb'"):
         compare_runs(a, a, quantities=["cobb"])
+
+
+def test_figure_with_one_quantity(tmp_path):
+    """A run pair with the ground-truth columns only has no Dice: the figure draws the panels it can."""
+    a = _run(tmp_path / "a", [1.0, 2.0, 3.0])
+    b = _run(tmp_path / "b", [1.5, 2.0, 2.0])
+    path = comparison_figure(compare_runs(a, b), tmp_path / "one.png")
+    with Image.open(path) as im:
+        assert im.format == "PNG" and im.width < 1.5 * im.height
