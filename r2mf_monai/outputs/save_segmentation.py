@@ -294,9 +294,10 @@ class SaveSegmentationd(MapTransform):
                 f"image_key {self.image_key!r} (the un-normalised radiograph for the overlay of {name}) is not in the "
                 f"data (keys: {list(d)}); copy it before normalising (CopyItemsd) or pass overlay=False."
             )
-        image = _to_numpy(d[self.image_key]).astype(np.float32)
-        if image.ndim == 3:  # (C, W, H): grey = mean of the channels
-            image = image.mean(axis=0)
+        image = _to_numpy(d[self.image_key])
+        if image.ndim == 3:  # (C, W, H): grey = mean of the channels (a single channel as it is: no film-size copy)
+            image = image[0] if image.shape[0] == 1 else image.mean(axis=0)
+        image = image.astype(np.float32, copy=False)
         if image.ndim != 2 or image.T.shape != shape:
             raise ValueError(
                 f"{self.image_key!r} of {name} has shape {tuple(d[self.image_key].shape)} but {key!r} is on a "
