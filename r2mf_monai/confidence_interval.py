@@ -21,7 +21,8 @@ seed, so that a summary is reproducible, and says what it does with too few or i
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+import warnings
+from collections.abc import Callable, Hashable, Iterable
 
 import numpy as np
 
@@ -57,10 +58,8 @@ def mean_confidence_interval(
         Identical values give ``(v, v)``: no film could move the mean.
 
     Raises:
-        ValueError: ``confidence_level`` outside (0, 1) or ``n_resamples`` < 1.
+        ValueError: ``confidence_level`` outside (0, 1), ``n_resamples`` < 1, or ``groups`` not one id per value.
     """
-    from scipy.stats import bootstrap
-
     if not 0.0 < confidence_level < 1.0:
         raise ValueError(f"confidence_level must be in (0, 1), got {confidence_level}")
     if n_resamples < 1:
@@ -89,9 +88,24 @@ def mean_confidence_interval(
         def statistic(s: np.ndarray, c: np.ndarray, axis: int = -1) -> np.ndarray:
             return s.sum(axis=axis) / c.sum(axis=axis)  # the mean over the values of the resampled groups
 
-    try:
-        result = bootstrap(data, statistic, rng=np.random.default_rng(seed), **settings)
-    except TypeError:  # SciPy < 1.15 names the generator random_state (setup.py does not pin SciPy)
-        result = bootstrap(data, statistic, random_state=np.random.default_rng(seed), **settings)
+    low, high = _bootstrap(data, statistic, seed, settings)
+    if not (np.isfinite(low) and np.isfinite(high)):
+        # BCa's acceleration is 0/0 where every group has the same mean (every jackknife mean is the same):
+        # the percentile interval is defined there
+        low, high = _bootstrap(data, statistic, seed, {**settings, "method": "percentile"})
+    return float(low), float(high)
+
+
+def _bootstrap(data: tuple[np.ndarray, ...], statistic: Callable, seed: int, settings: dict) -> tuple[float, float]:
+    """:func:`scipy.stats.bootstrap`'s interval, NaN where its method cannot give one (its warning then kept quiet)."""
+    from scipy.stats import bootstrap
+
+    with warnings.catch_warnings():
+        # SciPy's DegenerateDataWarning is a RuntimeWarning: the NaN interval says it, and the caller falls back
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            result = bootstrap(data, statistic, rng=np.random.default_rng(seed), **settings)
+        except TypeError:  # SciPy < 1.15 names the generator random_state (setup.py does not pin SciPy)
+            result = bootstrap(data, statistic, random_state=np.random.default_rng(seed), **settings)
     low, high = result.confidence_interval
     return float(low), float(high)

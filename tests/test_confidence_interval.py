@@ -97,3 +97,12 @@ def test_one_group_gives_no_interval(values, groups, expected):
 def test_groups_must_match_the_values():
     with pytest.raises(ValueError, match="2 ids for 3 values"):
         mean_confidence_interval([1.0, 2.0, 3.0], groups=["a", "b"])
+
+
+def test_groups_with_the_same_mean_fall_back_to_percentiles():
+    """Every jackknife mean equal: BCa cannot be computed (0/0), the percentile interval is the groups' mean."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing of SciPy's BCa warning reaches the caller
+        assert mean_confidence_interval([1.0, 1.0, 2.0, 2.0], groups=["a", "b", "a", "b"]) == (1.5, 1.5)
