@@ -22,6 +22,7 @@ difference, its interval, and how many films got better, worse or stayed.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -62,13 +63,19 @@ def _read_rows(run: str | os.PathLike) -> dict[str, dict[str, Any]]:
     return {str(r["film"]): r for r in rows}
 
 
+def _number(value: Any) -> bool:
+    """A finite number (a film a run could not measure has ``None``, or NaN in a hand-written file)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike, quantities: Sequence[str] | None = None) -> dict:
     """B - A, film by film, on the films both runs hold.
 
     Args:
         run_a: the reference run: an ``evaluate-landmarks`` output folder or its ``per_film.json``.
         run_b: the run compared with it.
-        quantities: per-film columns to compare; defaults to those of :data:`QUANTITIES` both runs have.
+        quantities: per-film columns to compare; defaults to those of :data:`QUANTITIES` both runs have. A film is
+            paired for a quantity where both runs have a finite number for it.
 
     Returns:
         ``{"run_a", "run_b", "films", "only_in_a", "only_in_b", "quantities": {name: {...}}}``, each quantity with
@@ -97,7 +104,8 @@ def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike, quantities:
         "quantities": {},
     }
     for q in names:
-        pairs = [(a[f][q], b[f][q]) for f in common if a[f].get(q) is not None and b[f].get(q) is not None]
+        paired = {f: [float(a[f][q]), float(b[f][q])] for f in common if _number(a[f].get(q)) and _number(b[f].get(q))}
+        pairs = list(paired.values())
         if not pairs:
             continue  # e.g. a run with the ground-truth columns only has no Dice
         va, vb = (np.asarray(v, dtype=np.float64) for v in zip(*pairs, strict=True))
@@ -116,7 +124,7 @@ def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike, quantities:
             "better": int((gain > _TIE).sum()),
             "worse": int((gain < -_TIE).sum()),
             "same": int((np.abs(diff) <= _TIE).sum()),
-            "per_film": {f: [a[f][q], b[f][q]] for f in common if a[f].get(q) is not None and b[f].get(q) is not None},
+            "per_film": paired,
         }
     return out
 

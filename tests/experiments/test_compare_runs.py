@@ -122,3 +122,14 @@ def test_figure_with_one_quantity(tmp_path):
     path = comparison_figure(compare_runs(a, b), tmp_path / "one.png")
     with Image.open(path) as im:
         assert im.format == "PNG" and im.width < 1.5 * im.height
+
+
+def test_a_film_without_a_number_is_left_out_of_that_quantity(tmp_path):
+    a = _run(tmp_path / "a", [1.0, 2.0, 3.0], names=["x.jpg", "y.jpg", "z.jpg"])
+    b = _run(tmp_path / "b", [2.0, 2.0, 9.0], names=["x.jpg", "y.jpg", "z.jpg"])
+    rows = json.loads((b / "per_film.json").read_text())
+    rows[2]["pred_main_error"] = float("nan")  # json writes NaN, and reads it back
+    rows[1]["pred_main_error"] = None  # a film the run could not measure
+    (b / "per_film.json").write_text(json.dumps(rows))
+    err = compare_runs(a, b)["quantities"]["pred_main_error"]
+    assert err["films"] == 1 and list(err["per_film"]) == ["x.jpg"] and err["mean_difference"] == 1.0
