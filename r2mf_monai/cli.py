@@ -470,25 +470,12 @@ def compare_landmarks(run_a: str, run_b: str, output: str | None = None) -> str:
         run_b: the run compared with it.
         output: a ``.md`` file for the table (the ``.json`` beside it).
     """
-    import json
-    import logging
-    import os
-
-    from r2mf_monai.experiments.compare_runs import compare_runs, comparison_figure, comparison_markdown
-    from r2mf_monai.outputs.atomic import atomic_write
+    from r2mf_monai.experiments.compare_runs import compare_runs, comparison_markdown, write_comparison
 
     result = compare_runs(run_a, run_b)
     text = comparison_markdown(result)
     if output:
-        root = os.path.dirname(os.path.abspath(output))
-        os.makedirs(root, exist_ok=True)
-        with atomic_write(output, root=root) as tmp, open(tmp, "w") as f:
-            f.write(text)
-        stem = os.path.splitext(output)[0]
-        with atomic_write(stem + ".json", root=root) as tmp, open(tmp, "w") as f:
-            json.dump(result, f, indent=2)
-        comparison_figure(result, stem + ".png")
-        logging.getLogger(__name__).info("comparison written to %s, %s.json and %s.png", output, stem, stem)
+        write_comparison(result, output)
     return text
 
 

@@ -22,6 +22,7 @@ difference, its interval, and how many films got better, worse or stayed.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections.abc import Sequence
@@ -31,9 +32,11 @@ from typing import Any
 import numpy as np
 
 from r2mf_monai.confidence_interval import mean_confidence_interval
-from r2mf_monai.outputs.atomic import atomic_write
+from r2mf_monai.outputs.atomic import atomic_write, write_json, write_text
 
-__all__ = ["QUANTITIES", "compare_runs", "comparison_markdown", "comparison_figure"]
+__all__ = ["QUANTITIES", "compare_runs", "comparison_markdown", "comparison_figure", "write_comparison"]
+
+logger = logging.getLogger(__name__)
 
 QUANTITIES: dict[str, tuple[str, bool]] = {
     "pred_main_error": ("main-curve error, predicted masks (deg)", False),
@@ -211,3 +214,16 @@ def _short(film: str) -> str:
     stem = os.path.splitext(film)[0]
     parts = stem.split("-")
     return parts[-1].removesuffix(" AP").strip() if len(parts) > 1 else stem
+
+
+def write_comparison(result: dict, output: str | os.PathLike) -> list[Path]:
+    """Write :func:`compare_runs`'s ``result`` as ``output`` (the Markdown table), the numbers beside it as ``.json``
+    and :func:`comparison_figure` as ``.png``, each atomically; returns the three paths."""
+    stem = os.path.splitext(os.fspath(output))[0]
+    paths = [
+        write_text(output, comparison_markdown(result)),
+        write_json(stem + ".json", result),
+        comparison_figure(result, stem + ".png"),
+    ]
+    logger.info("comparison written to %s", ", ".join(str(p) for p in paths))
+    return paths
