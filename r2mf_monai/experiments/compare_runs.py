@@ -45,6 +45,7 @@ QUANTITIES: dict[str, tuple[str, bool]] = {
     "gt_smape": ("SMAPE, ground-truth columns (%)", False),
     "dice": ("Dice within the landmark rows", True),
     "hd95_px": ("HD95 within the landmark rows (px)", False),
+    "column_rows_found": ("rows of the column (T1 to L5) found", True),
 }
 """The per-film columns compared: label and whether higher is better."""
 

@@ -70,6 +70,7 @@ __all__ = [
     "Film",
     "read_aasce_dataset",
     "aasce_angles",
+    "column_rows_found",
     "films_in_datalist",
     "smape",
     "run_bundle_inference",
@@ -357,6 +358,29 @@ def _overlap_metrics(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float | N
     return dice, hd if math.isfinite(hd) else None
 
 
+def column_rows_found(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
+    """How much of the column's length a predicted mask finds: ``(found, missed_at_top)``.
+
+    ``found`` is the share of the ground-truth column's rows (T1 to L5) in which the predicted mask overlaps the
+    column; ``missed_at_top`` the share above the first such row, the upper thoracic spine that the mediastinum
+    hides on real films. Dice hardly sees a missed vertebra or two of a long column (a mask that loses the top fifth
+    can still score 0.85); these two do. Both are 0 for an empty column.
+
+    Args:
+        pred: the predicted (H, W) mask (nonzero = column).
+        gt: the ground-truth (H, W) column mask.
+    """
+    gt_rows = np.asarray(gt).astype(bool).any(axis=1)
+    total = int(gt_rows.sum())
+    if total == 0:
+        return 0.0, 0.0
+    hit = (np.asarray(pred).astype(bool) & np.asarray(gt).astype(bool)).any(axis=1)
+    found = int(hit.sum())
+    first = int(np.argmax(hit)) if found else len(hit)
+    missed_top = int(gt_rows[:first].sum())
+    return found / total, missed_top / total
+
+
 def _measure(mask: np.ndarray, levels: LevelModel, min_cobb: float) -> tuple[ViewMeasurement | None, str | None]:
     try:
         return measure_mask(mask, view="coronal", min_cobb=min_cobb, levels=levels), None
@@ -412,6 +436,7 @@ def evaluate_film(film: Film, pred_mask: np.ndarray | None, min_cobb: float = 5.
     pred_view, pred_error = _measure(pred, LevelModel(), min_cobb)  # the model's mask runs on to the sacrum
     pred_angles = _angles(pred_view, h)
     dice, hd95 = _overlap_metrics(pred[r0:r1], gt[r0:r1])
+    found, missed_top = column_rows_found(pred, gt)
     row.update(
         {
             "pred_angles": [round(float(v), 2) for v in pred_angles],
@@ -422,6 +447,8 @@ def evaluate_film(film: Film, pred_mask: np.ndarray | None, min_cobb: float = 5.
             "dice": round(dice, 4),
             "hd95_px": None if hd95 is None else round(hd95, 1),
             "on_spine": bool(np.any(pred[r0:r1] & gt[r0:r1])),
+            "column_rows_found": round(found, 4),
+            "column_top_missed": round(missed_top, 4),
         }
     )
     extra.update({"pred": pred, "pred_centreline": None if pred_view is None else pred_view.centreline.points})
@@ -475,6 +502,16 @@ def _summary(rows: list[dict], meta: dict) -> dict:
             "hd95_px": _stats([r["hd95_px"] for r in rows]),
             "films_without_mask_on_spine": [r["film"] for r in rows if not r["on_spine"]],
         }
+        if all("column_rows_found" in r for r in rows):  # runs written before bundle 0.12.0 have no such column
+            found = [r["column_rows_found"] for r in rows]
+            out["segmentation_within_landmark_rows"]["column_rows_found"] = {
+                **_stats(found),
+                "mean_ci95": _ci(found),
+                # the column lost over more than a tenth / a fifth of its length, and lost at the top
+                "films_missing_over_10pct": int(sum(f < 0.9 for f in found)),
+                "films_missing_over_20pct": int(sum(f < 0.8 for f in found)),
+                "films_top_missing_over_10pct": [r["film"] for r in rows if r["column_top_missed"] > 0.1],
+            }
         scores = [r.get("review_score") for r in rows]
         if any(s is not None for s in scores):
             flagged = int(sum(bool(r.get("review_flag")) for r in rows))
@@ -543,6 +580,17 @@ def _markdown(summary: dict, worst: list[dict]) -> str:
             f"{seg['hd95_px']['median'] if seg['hd95_px']['median'] is not None else float('nan'):.1f} | "
             f"{len(seg['films_without_mask_on_spine'])} |",
         ]
+        cov = seg.get("column_rows_found")
+        if cov:
+            lines += [
+                "",
+                f"Rows of the column (T1 to L5) the predicted mask finds: {cov['mean']:.3f}"
+                f"{_bracket(cov.get('mean_ci95'), 3)} on average (`column_rows_found` in per_film.csv); "
+                f"{cov['films_missing_over_10pct']} film(s) miss more than 10 % of them, "
+                f"{cov['films_missing_over_20pct']} more than 20 %; "
+                f"{len(cov['films_top_missing_over_10pct'])} lose more than 10 % at the top, the upper thoracic spine "
+                "(`column_top_missed`).",
+            ]
     if "review_flag" in summary:
         rf = summary["review_flag"]
         lines += ["", f"Review flag: {rf['flagged']} of {summary['films']} films flagged "
@@ -631,7 +679,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     pred = any("pred_angles" in r for r in rows)
     if pred:
         header += [f"pred_{a}" for a in ANGLE_NAMES] + ["pred_main_error", "pred_smape", "dice", "hd95_px", "on_spine",
-                                                          "review_score", "review_flag"]  # fmt: skip
+                   "column_rows_found", "column_top_missed", "review_score", "review_flag"]  # fmt: skip
     header += ["gt_error"] + (["pred_error"] if pred else [])
     with atomic_write(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)

@@ -133,3 +133,15 @@ def test_a_film_without_a_number_is_left_out_of_that_quantity(tmp_path):
     (b / "per_film.json").write_text(json.dumps(rows))
     err = compare_runs(a, b)["quantities"]["pred_main_error"]
     assert err["films"] == 1 and list(err["per_film"]) == ["x.jpg"] and err["mean_difference"] == 1.0
+
+
+def test_column_rows_found_higher_is_better(tmp_path):
+    """A run whose masks find more of the column's rows is the better one for that quantity."""
+    names = [f"film{i}.jpg" for i in range(4)]
+    for run, found in (("a", [0.7, 0.9, 1.0, 0.8]), ("b", [0.9, 0.9, 1.0, 1.0])):
+        rows = [{"film": n, "pred_main_error": 3.0, "column_rows_found": f} for n, f in zip(names, found, strict=True)]
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "per_film.json").write_text(json.dumps(rows))
+    entry = compare_runs(tmp_path / "a", tmp_path / "b")["quantities"]["column_rows_found"]
+    assert (entry["better"], entry["worse"], entry["same"]) == (2, 0, 2)
+    assert entry["mean_difference"] == pytest.approx(0.1) and entry["higher_is_better"]

@@ -27,6 +27,7 @@ from r2mf_monai.data.synthetic.writers import synthetic_to_aasce
 from r2mf_monai.experiments.public_benchmark import (
     LayoutError,
     aasce_angles,
+    column_rows_found,
     evaluate_landmarks,
     films_in_datalist,
     main,
@@ -283,6 +284,37 @@ def test_smape(pred, ref, expected):
     assert smape(pred, ref) == pytest.approx(expected)
 
 
+def _column(rows: int = 100, cols: int = 40) -> np.ndarray:
+    gt = np.zeros((rows, cols), bool)
+    gt[10:90, 15:25] = True  # a column on rows 10-89 (80 rows)
+    return gt
+
+
+def _cut(rows: slice, cols: slice = slice(15, 25)) -> np.ndarray:
+    pred = _column()
+    pred[rows, cols] = False
+    return pred
+
+
+@pytest.mark.parametrize(
+    "pred,expected",
+    [
+        (_column(), (1.0, 0.0)),
+        (np.zeros((100, 40), bool), (0.0, 1.0)),
+        (_cut(slice(0, 30)), (60 / 80, 20 / 80)),  # the top 20 rows of the column lost
+        (_cut(slice(40, 56)), (64 / 80, 0.0)),  # a gap in the middle
+        (_cut(slice(70, 100)), (60 / 80, 0.0)),  # the bottom lost
+        (_cut(slice(0, 30), slice(15, 19)), (1.0, 0.0)),  # narrower at the top, still on the column
+        # a blob beside the column on the lost rows is not the column
+        (_cut(slice(0, 30)) | np.pad(np.ones((20, 8), bool), ((10, 70), (30, 2))), (60 / 80, 20 / 80)),
+        (_column() | np.pad(np.ones((5, 10), bool), ((0, 95), (15, 15))), (1.0, 0.0)),  # above T1: not counted
+    ],
+)
+def test_column_rows_found(pred, expected):
+    assert column_rows_found(pred, _column()) == pytest.approx(expected)
+    assert column_rows_found(_column(), np.zeros((100, 40), bool)) == (0.0, 0.0)
+
+
 def test_predictions_folder(aasce, tmp_path):
     """Ground-truth columns given as the predictions: perfect overlap; an empty mask is a film without a spine."""
     films = read_aasce_dataset(aasce, limit=2)
@@ -295,10 +327,19 @@ def test_predictions_folder(aasce, tmp_path):
     assert good["dice"] == pytest.approx(1.0) and good["hd95_px"] == pytest.approx(0.0) and good["on_spine"]
     # measured as a predicted mask, i.e. assuming a sacrum below L5 (the level model), so not identical
     assert abs(good["pred_angles"][0] - good["gt_angles"][0]) < 2.0
+    assert good["column_rows_found"] == 1.0 and good["column_top_missed"] == 0.0
+    assert empty["column_rows_found"] == 0.0 and empty["column_top_missed"] == 1.0
     assert empty["dice"] == 0.0 and empty["hd95_px"] is None and not empty["on_spine"]
     assert empty["pred_angles"] == [0.0, 0.0, 0.0] and "empty" in empty["pred_error"]
     seg = summary["segmentation_within_landmark_rows"]
     assert seg["films_without_mask_on_spine"] == [films[1].name]
+    cov = seg["column_rows_found"]
+    assert cov["mean"] == pytest.approx(0.5) and cov["films_missing_over_20pct"] == 1
+    assert cov["films_top_missing_over_10pct"] == [films[1].name]
+    summary_md = (tmp_path / "out" / "summary.md").read_text()
+    assert "Rows of the column (T1 to L5) the predicted mask finds: 0.500" in summary_md
+    with open(tmp_path / "out" / "per_film.csv", newline="") as f:
+        assert [r["column_rows_found"] for r in csv.DictReader(f)] == ["1.0", "0.0"]
     assert summary["from_predicted_masks"]["unmeasurable_films"] == [films[1].name]
     with pytest.raises(FileNotFoundError, match="no predicted mask"):
         evaluate_landmarks(aasce, tmp_path / "out3", limit=3, predictions=pred_dir)

@@ -170,6 +170,45 @@ def test_run_inference_workflow_writes_masks(films, tmp_path):
             assert set(np.unique(np.asarray(mask))) <= {0, 255}
 
 
+def test_one_film_in_every_lossless_dicom_encoding_gets_one_mask(films, tmp_path):
+    """The pixels a PACS sends are the same film whatever the transfer syntax or photometric interpretation: the
+    whole pipeline (reader, preprocessing, network, inversion onto the film) must give byte-identical masks."""
+    import pydicom
+    from pydicom.uid import (
+        DeflatedExplicitVRLittleEndian,
+        ImplicitVRLittleEndian,
+        JPEG2000Lossless,
+        JPEGLSLossless,
+        RLELossless,
+    )
+
+    from tests.transforms.radiograph_files import write_dicom
+
+    film = next(p for p in sorted(films.iterdir()) if "coronal" in p.name)
+    with Image.open(film) as im:
+        pixels = np.asarray(im).astype(np.uint16)
+    inverted = (65535 - pixels).astype(np.uint16)
+    src = tmp_path / "in"
+    src.mkdir()
+    write_dicom(src / "base_coronal.dcm", pixels, bits_stored=16)
+    write_dicom(src / "mono1_coronal.dcm", inverted, bits_stored=16, photometric="MONOCHROME1")
+    write_dicom(src / "mono1rle_coronal.dcm", inverted, bits_stored=16, photometric="MONOCHROME1",
+                transfer_syntax=RLELossless)  # fmt: skip
+    for name, syntax in (("rle", RLELossless), ("jpeg2000", JPEG2000Lossless), ("jpegls", JPEGLSLossless)):
+        write_dicom(src / f"{name}_coronal.dcm", pixels, bits_stored=16, transfer_syntax=syntax)
+    write_dicom(src / "nopreamble_coronal.dcm", pixels, bits_stored=16, preamble=False)
+    for name, syntax in (("deflated", DeflatedExplicitVRLittleEndian), ("implicit", ImplicitVRLittleEndian)):
+        ds = pydicom.dcmread(src / "base_coronal.dcm")
+        ds.file_meta.TransferSyntaxUID = syntax
+        ds.save_as(src / f"{name}_coronal.dcm", implicit_vr=syntax == ImplicitVRLittleEndian)
+    out = tmp_path / "out"
+    run_inference_workflow(BUNDLE, _overrides(src, out, model=MODEL))
+    masks = {p.name.split("_")[0]: np.asarray(Image.open(p)) for p in sorted(out.glob("*_mask.png"))}
+    assert len(masks) == 9 and masks["base"].shape == pixels.shape and masks["base"].any()
+    for name, mask in masks.items():
+        np.testing.assert_array_equal(mask, masks["base"], err_msg=name)
+
+
 @pytest.mark.parametrize("review, written", [("false", False), ("no", False), ("true", True), (True, True)])
 def test_run_inference_workflow_types_a_boolean_given_as_text(review, written, films, tmp_path):
     # a command line's `--overrides '{"review": false}'` arrives as the string "false": `$not @review` would read it
