@@ -371,11 +371,12 @@ def column_rows_found(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
         pred: the predicted (H, W) mask (nonzero = column).
         gt: the ground-truth (H, W) column mask.
     """
-    gt_rows = np.asarray(gt).astype(bool).any(axis=1)
+    gt = np.asarray(gt).astype(bool)
+    gt_rows = gt.any(axis=1)
     total = int(gt_rows.sum())
     if total == 0:
         return 0.0, 0.0
-    hit = (np.asarray(pred).astype(bool) & np.asarray(gt).astype(bool)).any(axis=1)
+    hit = (np.asarray(pred).astype(bool) & gt).any(axis=1)
     found = int(hit.sum())
     first = int(np.argmax(hit)) if found else len(hit)
     missed_top = int(gt_rows[:first].sum())
