@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -168,6 +169,38 @@ def test_run_inference_workflow_writes_masks(films, tmp_path):
         with Image.open(image) as src, Image.open(out / f"{image.stem}_mask.png") as mask:
             assert mask.size == src.size, image.name
             assert set(np.unique(np.asarray(mask))) <= {0, 255}
+
+
+@pytest.mark.parametrize("on", ["true", True, "false", None])
+def test_the_second_look_at_the_column_top_only_adds_above_the_mask(on, films, tmp_path):
+    """The bundle's wiring of ``ColumnTopSecondLookd`` (off by default): the crop goes through the bundle's own
+    preprocessing and the network, and the mask changes only above its first pass's top."""
+    off_dir, on_dir = tmp_path / "off", tmp_path / "on"
+    run_inference_workflow(BUNDLE, _overrides(films, off_dir, model=MODEL))
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(level=logging.INFO)
+    handler.emit = records.append  # the bundle's logging.conf replaces the root's handlers, pytest's caplog among them
+    logger = logging.getLogger("r2mf_monai.inference.column_top")
+    logger.addHandler(handler)
+    try:
+        switch = {} if on is None else {"column_top_second_look": on}  # None: the bundle's default, off
+        run_inference_workflow(
+            BUNDLE, {**_overrides(films, on_dir, model=MODEL), **switch, "column_top_min_fraction": 0.01}
+        )
+    finally:
+        logger.removeHandler(handler)
+    looked = [r.getMessage() for r in records if r.getMessage().startswith("column top:")]
+    expected = len(list(films.iterdir())) if on in ("true", True) else 0  # every view's mask starts below 1 %
+    assert len(looked) == expected, looked
+    for image in sorted(films.iterdir()):
+        off = np.asarray(Image.open(off_dir / f"{image.stem}_mask.png")) > 0
+        with_look = np.asarray(Image.open(on_dir / f"{image.stem}_mask.png")) > 0
+        top = int(np.nonzero(off.any(axis=1))[0][0])
+        assert np.array_equal(with_look[top:], off[top:]), image.name
+        if expected:
+            assert image.name in " ".join(looked)
+        else:
+            assert np.array_equal(with_look, off), image.name
 
 
 def test_one_film_in_every_lossless_dicom_encoding_gets_one_mask(films, tmp_path):
