@@ -14,8 +14,8 @@
 The bundle's ``inference.json`` reads its inputs with :mod:`r2mf_monai.inference.discover`, wraps its network with
 :func:`r2mf_monai.inference.fast_inference.prepare_for_inference` and, for ``r2mf-monai infer --backend onnxruntime``,
 runs it through :mod:`r2mf_monai.inference.onnx_backend`; :mod:`r2mf_monai.inference.column_top` is the optional
-second look at the top of the column (``column_top_second_look``). ``r2mf-monai infer`` and the public benchmark run that
-config from Python with :mod:`r2mf_monai.inference.workflow`. Submodules are imported where they are used, so
+second look at the top of the column (``column_top_second_look``). ``r2mf-monai infer`` and the public benchmark run
+that config from Python with :mod:`r2mf_monai.inference.workflow`. Submodules are imported where they are used, so
 importing this package stays cheap.
 """
 
