@@ -106,11 +106,11 @@ class ColumnTopSecondLookd(MapTransform):
         """The second pass's (W, H) column mask on the grid of ``film``, a (C, W, H) crop of the film as loaded."""
         data = dict(self.preprocessing({"image": MetaTensor(film)}))
         image = data["image"]
-        device = next((p.device for p in getattr(self.network, "parameters", lambda: iter(()))()), image.device)
+        is_module = isinstance(self.network, torch.nn.Module)
+        device = next(self.network.parameters() if is_module else iter(()), image).device
         # in eval mode, as the first pass ran (an evaluator puts a training network back in training mode between
         # iterations); MONAI's eval_mode restores the mode afterwards and runs under no_grad
-        context = eval_mode(self.network) if isinstance(self.network, torch.nn.Module) else torch.no_grad()
-        with context:
+        with eval_mode(self.network) if is_module else torch.no_grad():
             logits = self.network(convert_to_tensor(image, track_meta=False)[None].to(device))
         pred = MetaTensor(convert_to_tensor(logits, track_meta=False)[0].float().cpu())
         data["pred"] = pred
