@@ -46,7 +46,8 @@ DICOM handling (pydicom):
   ``2**(BitsStored - 1)``) is detected and warned about, see :func:`signed_wrap_check`;
 - compressed transfer syntaxes are decoded by whatever pydicom plugin is installed (RLE natively; JPEG baseline,
   extended and lossless, JPEG-LS and JPEG 2000 through ``pylibjpeg`` with its ``-libjpeg``/``-openjpeg`` plugins,
-  the ``dicom`` extra of this package);
+  the ``dicom`` extra of this package); a data set without File Meta Information, GE's private big-endian-pixel
+  syntax and the retired JPEG processes as :mod:`r2mf_monai.transforms.dicom_pixels` says;
 - spacing from PixelSpacing, else ImagerPixelSpacing (also inside the functional groups of an enhanced file),
   else none; a zero, negative or non-finite value counts as missing.
 
@@ -92,6 +93,7 @@ from monai.data.utils import affine_to_spacing
 from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
 
 from r2mf_monai.constants import DICOM_SUFFIXES, NIFTI_SUFFIXES, RADIOGRAPH_SUFFIXES, RASTER_SUFFIXES
+from r2mf_monai.transforms.dicom_pixels import decode_pixel_array, decoder_available, transfer_syntax
 from r2mf_monai.utils import ensure_option
 
 __all__ = [
@@ -504,22 +506,20 @@ class DicomRadiographReader(ImageReader):
         _refuse_if_too_large(
             name, [*dims, samples_declared, frames], "rows x columns x samples per pixel x frames", self.max_pixels
         )
-        tsyntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        tsyntax = transfer_syntax(ds)
         try:
-            pixels = ds.pixel_array
+            pixels = decode_pixel_array(ds)
         except Exception as e:
             tname = getattr(tsyntax, "name", str(tsyntax))
             hint = ""
-            if getattr(tsyntax, "is_compressed", False):
-                try:
-                    from pydicom.pixels import get_decoder
-
-                    available = get_decoder(tsyntax).is_available
-                except Exception:  # an unknown transfer syntax: no decoder at all
-                    available = False
+            if tsyntax is None:
+                tname, hint = "none: no File Meta Information", "the encoding could not be told from the elements; "
+            elif not tsyntax.is_transfer_syntax:  # a private or unknown UID: `is_compressed` would raise
+                hint = "an unknown or private transfer syntax that no installed decoder reads; "
+            elif tsyntax.is_compressed:
                 hint = (
                     "the installed decoders failed on this data (corrupt or unsupported variant); "
-                    if available
+                    if decoder_available(tsyntax)
                     else "no decoder installed for it (pip install 'r2mf-monai[dicom]' for pylibjpeg and plugins); "
                 )
             raise RadiographReadError(

@@ -215,6 +215,7 @@ def test_one_film_in_every_lossless_dicom_encoding_gets_one_mask(films, tmp_path
         RLELossless,
     )
 
+    from r2mf_monai.transforms.dicom_pixels import GE_PRIVATE_BIG_ENDIAN_PIXELS
     from tests.transforms.radiograph_files import write_dicom
 
     film = next(p for p in sorted(films.iterdir()) if "coronal" in p.name)
@@ -234,10 +235,21 @@ def test_one_film_in_every_lossless_dicom_encoding_gets_one_mask(films, tmp_path
         ds = pydicom.dcmread(src / "base_coronal.dcm")
         ds.file_meta.TransferSyntaxUID = syntax
         ds.save_as(src / f"{name}_coronal.dcm", implicit_vr=syntax == ImplicitVRLittleEndian)
+    # from real archives (r2mf_monai.transforms.dicom_pixels): a data set without File Meta Information, and GE's
+    # private syntax with big endian pixel words
+    ds = pydicom.dcmread(src / "base_coronal.dcm")
+    del ds.file_meta
+    pydicom.dcmwrite(src / "nometa_coronal.dcm", ds, implicit_vr=False, little_endian=True, enforce_file_format=False)
+    wide = (pixels * 16 + 8).astype(np.uint16)  # both bytes used, so that a swap left out is no mere rescaling
+    ds = pydicom.dcmread(write_dicom(src / "wide_coronal.dcm", wide, bits_stored=16))
+    ds.PixelData = wide.astype(">u2").tobytes()
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.UID(GE_PRIVATE_BIG_ENDIAN_PIXELS)
+    ds.save_as(src / "ge_coronal.dcm", implicit_vr=True, little_endian=True)
     out = tmp_path / "out"
     run_inference_workflow(BUNDLE, _overrides(src, out, model=MODEL))
     masks = {p.name.split("_")[0]: np.asarray(Image.open(p)) for p in sorted(out.glob("*_mask.png"))}
-    assert len(masks) == 9 and masks["base"].shape == pixels.shape and masks["base"].any()
+    assert len(masks) == 12 and masks["base"].shape == pixels.shape and masks["base"].any()
+    np.testing.assert_array_equal(masks.pop("ge"), masks.pop("wide"), err_msg="ge")
     for name, mask in masks.items():
         np.testing.assert_array_equal(mask, masks["base"], err_msg=name)
 
