@@ -16,7 +16,8 @@ of file found in hospital archives are not among them, and the DCMTK and GDCM to
 
 - a data set **without File Meta Information** (no (0002,0010) Transfer Syntax UID), as old modalities and
   ``dcmconv --write-dataset`` write it. pydicom reads its elements (it finds the VR and byte order by looking) but
-  will not decode pixels without a transfer syntax. The transfer syntax is the encoding pydicom found.
+  will not decode pixels without a transfer syntax. The transfer syntax is the encoding pydicom found; compressed
+  (encapsulated) pixel data without one are refused, since read as native pixels they would be noise.
 - **GE's private "implicit VR little endian, big endian pixel data"** (``1.2.840.113619.5.2``), written by older GE
   CR and DX units: the elements are implicit VR little endian, the pixel words are big endian. Their bytes are
   swapped and the pixels decoded as implicit VR little endian.
@@ -138,6 +139,13 @@ def decode_pixel_array(ds: Any) -> np.ndarray:
 
     syntax = transfer_syntax(ds)
     if syntax is None:
+        if "PixelData" in ds and ds["PixelData"].is_undefined_length:
+            # encapsulated: read as native pixels, RLE or JPEG bytes would give a picture of noise (pydicom only
+            # warns when there are more bytes than the frame needs)
+            raise ValueError(
+                "compressed (encapsulated) pixel data without File Meta Information: the transfer syntax that says "
+                "how they were compressed is missing"
+            )
         read_in = _syntax_read_in(ds)
         if read_in is not None:
             if getattr(ds, "file_meta", None) is None:

@@ -513,7 +513,9 @@ class DicomRadiographReader(ImageReader):
             tname = getattr(tsyntax, "name", str(tsyntax))
             hint = ""
             if tsyntax is None:
-                tname, hint = "none: no File Meta Information", "the encoding could not be told from the elements; "
+                read_in = transfer_syntax(ds)  # what decode_pixel_array took from the encoding the file was read in
+                tname = "none: no File Meta Information"
+                hint = f"its elements read as {read_in.name}; " if read_in is not None else ""
             elif not tsyntax.is_transfer_syntax:  # a private or unknown UID: `is_compressed` would raise
                 hint = "an unknown or private transfer syntax that no installed decoder reads; "
             elif tsyntax.is_compressed:

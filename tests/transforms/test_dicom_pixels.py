@@ -23,7 +23,7 @@ import pytest
 from monai.transforms import LoadImage
 from PIL import Image
 from pydicom.encaps import encapsulate
-from pydicom.uid import UID
+from pydicom.uid import UID, RLELossless
 
 from r2mf_monai.transforms.dicom_pixels import (
     GE_PRIVATE_BIG_ENDIAN_PIXELS,
@@ -58,6 +58,16 @@ def test_a_data_set_without_file_meta_information_loads_in_the_encoding_it_was_r
     assert pydicom.dcmread(path, force=True).file_meta.get("TransferSyntaxUID") is None
     np.testing.assert_array_equal(load(path), load(base))
     np.testing.assert_array_equal(load(path), PIXELS)
+
+
+def test_compressed_pixel_data_without_file_meta_information_is_one_line_saying_why(tmp_path):
+    # encapsulated pixel data cannot be told from their elements: the transfer syntax lives in the File Meta Information
+    ds = pydicom.dcmread(write_dicom(tmp_path / "rle.dcm", PIXELS, bits_stored=12, transfer_syntax=RLELossless))
+    del ds.file_meta
+    path = tmp_path / "rle_dataset_only.dcm"
+    pydicom.dcmwrite(path, ds, implicit_vr=False, little_endian=True, enforce_file_format=False)
+    with pytest.raises(RadiographReadError, match=r"rle_dataset_only\.dcm.*no File Meta Information.*encapsulated"):
+        load(path)
 
 
 def test_ge_private_big_endian_pixel_data_is_byte_swapped(base, tmp_path):
