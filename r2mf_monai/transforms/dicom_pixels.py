@@ -111,7 +111,10 @@ def _decode_with_libjpeg(ds: Any, syntax: Any) -> np.ndarray:
     if pixels.shape != expected:
         raise ValueError(f"the JPEG stream holds {pixels.shape} pixels, the header declares {expected}")
     if samples > 1 and str(getattr(ds, "PhotometricInterpretation", "")).upper().startswith("YBR"):
-        from pydicom.pixels import convert_color_space
+        try:
+            from pydicom.pixels import convert_color_space
+        except ImportError:  # pydicom 2
+            from pydicom.pixel_data_handlers.util import convert_color_space
 
         pixels = convert_color_space(pixels, "YBR_FULL", "RGB")  # as pydicom's pixel_array gives colour
     if int(getattr(ds, "PixelRepresentation", 0) or 0) == 1:  # two's complement in BitsStored bits
@@ -131,8 +134,9 @@ def decode_pixel_array(ds: Any) -> np.ndarray:
         the stored pixel values (before any LUT), as ``ds.pixel_array`` gives them.
 
     Raises:
-        whatever ``ds.pixel_array`` raises (the reader turns it into one line naming the file), and
-        ``NotImplementedError`` for a retired JPEG syntax without ``pylibjpeg-libjpeg``.
+        whatever ``ds.pixel_array`` raises (the reader turns it into one line naming the file);
+        ``NotImplementedError`` for a retired JPEG syntax without ``pylibjpeg-libjpeg``; ``ValueError`` for compressed
+        pixel data without File Meta Information, or a JPEG stream whose size is not the header's.
     """
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import UID, ImplicitVRLittleEndian
