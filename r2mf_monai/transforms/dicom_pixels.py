@@ -41,6 +41,7 @@ __all__ = [
     "RETIRED_JPEG_SYNTAXES",
     "decode_pixel_array",
     "decoder_available",
+    "syntax_name",
     "transfer_syntax",
 ]
 
@@ -49,6 +50,23 @@ GE_PRIVATE_BIG_ENDIAN_PIXELS = "1.2.840.113619.5.2"
 
 RETIRED_JPEG_SYNTAXES = frozenset(f"1.2.840.10008.1.2.4.{n}" for n in (52, 53, 54, 55, 56, *range(58, 67)))
 """The retired JPEG transfer syntaxes (DICOM PS3.5 Annex A.4.1, retired in 2006), decoded with ``libjpeg``."""
+
+
+NEWER_SYNTAX_NAMES = {
+    "1.2.840.10008.1.2.4.110": "JPEG XL Lossless",
+    "1.2.840.10008.1.2.4.111": "JPEG XL JPEG Recompression",
+    "1.2.840.10008.1.2.4.112": "JPEG XL",
+    "1.2.840.10008.1.2.8.1": "Deflated Image Frame Compression",
+}
+"""Transfer syntaxes added to DICOM in 2024 that pydicom 3.0 neither names nor decodes: named in the reader's error."""
+
+
+def syntax_name(syntax: Any) -> str:
+    """The transfer syntax's name: pydicom's (the UID where pydicom knows no name), or :data:`NEWER_SYNTAX_NAMES`."""
+    name = NEWER_SYNTAX_NAMES.get(str(syntax))
+    if name is not None:
+        return f"{name} ({syntax}, a 2024 syntax that pydicom does not decode yet)"
+    return str(getattr(syntax, "name", syntax))
 
 
 def transfer_syntax(ds: Any) -> Any:

@@ -93,7 +93,13 @@ from monai.data.utils import affine_to_spacing
 from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
 
 from r2mf_monai.constants import DICOM_SUFFIXES, NIFTI_SUFFIXES, RADIOGRAPH_SUFFIXES, RASTER_SUFFIXES
-from r2mf_monai.transforms.dicom_pixels import decode_pixel_array, decoder_available, transfer_syntax
+from r2mf_monai.transforms.dicom_pixels import (
+    NEWER_SYNTAX_NAMES,
+    decode_pixel_array,
+    decoder_available,
+    syntax_name,
+    transfer_syntax,
+)
 from r2mf_monai.utils import ensure_option
 
 __all__ = [
@@ -510,12 +516,14 @@ class DicomRadiographReader(ImageReader):
         try:
             pixels = decode_pixel_array(ds)
         except Exception as e:
-            tname = getattr(tsyntax, "name", str(tsyntax))
+            tname = syntax_name(tsyntax)
             hint = ""
             if tsyntax is None:
                 read_in = transfer_syntax(ds)  # what decode_pixel_array took from the encoding the file was read in
                 tname = "none: no File Meta Information"
                 hint = f"its elements read as {read_in.name}; " if read_in is not None else ""
+            elif str(tsyntax) in NEWER_SYNTAX_NAMES:
+                hint = ""
             elif not tsyntax.is_transfer_syntax:  # a private or unknown UID: `is_compressed` would raise
                 hint = "an unknown or private transfer syntax that no installed decoder reads; "
             elif tsyntax.is_compressed:

@@ -131,6 +131,24 @@ def test_an_unknown_private_transfer_syntax_is_one_line_naming_the_file_and_the_
         load(path)
 
 
+@pytest.mark.parametrize(
+    "syntax, name", [("1.2.840.10008.1.2.4.110", "JPEG XL Lossless"), ("1.2.840.10008.1.2.8.1", "Deflated Image Frame")]
+)
+def test_a_2024_syntax_without_a_decoder_is_named_in_the_one_line(base, tmp_path, syntax, name):
+    # pydicom 3.0 refuses to write a DICOM UID it does not know: write a private one of the same length, then swap it
+    placeholder = ("1.2.826.0.1.3680043." + "9" * 40)[: len(syntax)]
+    ds = pydicom.dcmread(base)
+    ds.file_meta.TransferSyntaxUID = UID(placeholder)
+    ds.PixelData = encapsulate([b"\xff\x0a" + bytes(64)])
+    ds["PixelData"].VR = "OB"
+    path = tmp_path / "new_syntax.dcm"
+    ds.save_as(path, implicit_vr=False, little_endian=True)
+    path.write_bytes(path.read_bytes().replace(placeholder.encode(), syntax.encode()))
+    assert pydicom.dcmread(path).file_meta.TransferSyntaxUID == syntax
+    with pytest.raises(RadiographReadError, match=rf"new_syntax\.dcm.*{name}.*{syntax}.*does not decode yet"):
+        load(path)
+
+
 @pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2.5"])
 def test_ordinary_files_are_left_to_pydicom(base, tmp_path, syntax):
     ds = pydicom.dcmread(base)
