@@ -39,6 +39,7 @@ import numpy as np
 __all__ = [
     "GE_PRIVATE_BIG_ENDIAN_PIXELS",
     "RETIRED_JPEG_SYNTAXES",
+    "decode_failure",
     "decode_pixel_array",
     "decoder_available",
     "syntax_name",
@@ -86,6 +87,28 @@ def decoder_available(syntax: Any) -> bool:
         return bool(get_decoder(syntax).is_available)
     except Exception:  # pydicom 2, or no decoder for the syntax at all
         return False
+
+
+def decode_failure(ds: Any, syntax: Any) -> tuple[str, str]:
+    """The transfer syntax's name and a hint why its pixel data did not decode, for the reader's one-line error.
+
+    Args:
+        ds: the data set after :func:`decode_pixel_array` failed on it.
+        syntax: its transfer syntax before the attempt (:func:`transfer_syntax`).
+    """
+    if syntax is None:
+        read_in = transfer_syntax(ds)  # what decode_pixel_array took from the encoding the file was read in
+        return "none: no File Meta Information", f"its elements read as {read_in.name}; " if read_in is not None else ""
+    name = syntax_name(syntax)
+    if str(syntax) in NEWER_SYNTAX_NAMES:
+        return name, ""
+    if not syntax.is_transfer_syntax:  # a private or unknown UID: `is_compressed` would raise
+        return name, "an unknown or private transfer syntax that no installed decoder reads; "
+    if not syntax.is_compressed:
+        return name, ""
+    if decoder_available(syntax):
+        return name, "the installed decoders failed on this data (corrupt or unsupported variant); "
+    return name, "no decoder installed for it (pip install 'r2mf-monai[dicom]' for pylibjpeg and plugins); "
 
 
 def _syntax_read_in(ds: Any) -> Any:

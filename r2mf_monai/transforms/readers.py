@@ -93,13 +93,7 @@ from monai.data.utils import affine_to_spacing
 from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
 
 from r2mf_monai.constants import DICOM_SUFFIXES, NIFTI_SUFFIXES, RADIOGRAPH_SUFFIXES, RASTER_SUFFIXES
-from r2mf_monai.transforms.dicom_pixels import (
-    NEWER_SYNTAX_NAMES,
-    decode_pixel_array,
-    decoder_available,
-    syntax_name,
-    transfer_syntax,
-)
+from r2mf_monai.transforms.dicom_pixels import decode_failure, decode_pixel_array, transfer_syntax
 from r2mf_monai.utils import ensure_option
 
 __all__ = [
@@ -516,22 +510,7 @@ class DicomRadiographReader(ImageReader):
         try:
             pixels = decode_pixel_array(ds)
         except Exception as e:
-            tname = syntax_name(tsyntax)
-            hint = ""
-            if tsyntax is None:
-                read_in = transfer_syntax(ds)  # what decode_pixel_array took from the encoding the file was read in
-                tname = "none: no File Meta Information"
-                hint = f"its elements read as {read_in.name}; " if read_in is not None else ""
-            elif str(tsyntax) in NEWER_SYNTAX_NAMES:
-                hint = ""
-            elif not tsyntax.is_transfer_syntax:  # a private or unknown UID: `is_compressed` would raise
-                hint = "an unknown or private transfer syntax that no installed decoder reads; "
-            elif tsyntax.is_compressed:
-                hint = (
-                    "the installed decoders failed on this data (corrupt or unsupported variant); "
-                    if decoder_available(tsyntax)
-                    else "no decoder installed for it (pip install 'r2mf-monai[dicom]' for pylibjpeg and plugins); "
-                )
+            tname, hint = decode_failure(ds, tsyntax)
             raise RadiographReadError(
                 name, f"cannot decode the pixel data (transfer syntax {tname}): {hint}{type(e).__name__}: {e}"
             ) from e
