@@ -12,9 +12,13 @@
 """A per-image review flag from the network's own uncertainty (paper §5.4).
 
 The score is the disagreement ``sum|p - v| / (sum p + sum v)`` between the plain probability map ``p`` and a
-variant ``v`` (``1 - Dice`` for binary maps), averaged over the variants. Two methods give the first variant:
+variant ``v`` (``1 - Dice`` for binary maps), averaged over the variants. Three methods give the first variant:
 
-- ``"flip"`` (the default): ``v`` is the map of the horizontally flipped image, flipped back (one more forward pass an
+- ``"cascade"`` (the bundles' default since 0.14.0): ``v`` is the coarse stage's map of the same pass (§3.2: the fine
+  network reads the film and the coarse map and redraws it); the score is how far the fine network had to move it.
+  It costs no forward pass when the run's inferer keeps both stages
+  (:class:`r2mf_monai.inference.cascade_inferer.CascadeInferer`), and needs a cascade network (``forward_stages``).
+- ``"flip"``: ``v`` is the map of the horizontally flipped image, flipped back (one more forward pass an
   image). MONAI's ``TestTimeAugmentation`` re-runs a whole transform chain per sample (its inverse included); one flip
   on the already-preprocessed batch needs no more than this handler.
 - ``"mask"``: ``v`` is the map's own mask, ``p > 0.5``. The score is the share of the probability mass that is not
@@ -23,9 +27,8 @@ variant ``v`` (``1 - Dice`` for binary maps), averaged over the variants. Two me
 
 With ``mc_samples`` > 0, as many passes with the dropout layers active are added as variants (Monte-Carlo dropout).
 A confident, stable segmentation scores near 0; an image the network is unsure about (low contrast, an unusual
-anatomy) scores higher. Images above ``threshold`` are flagged for a human to review. On real AASCE films the two
-rank poor masks about as well, and ``"flip"`` catches more of the wrong Cobb angles (see the bundle's docs/README.md,
-"Review flag").
+anatomy) scores higher. Images above ``threshold`` are flagged for a human to review. How well each method ranks the
+poor masks and the wrong Cobb angles of real AASCE films is in the bundle's docs/README.md ("Review flag").
 
 An image is also flagged, whatever its score, when the post-processing found no spine in it
 (:class:`r2mf_monai.transforms.SpinePlausibilityd`'s verdict, ``"spine"`` in the output item) or its reader had
@@ -54,6 +57,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from r2mf_monai.handlers.distributed import gather_in_sampler_order, is_writer
+from r2mf_monai.inference.cascade_inferer import stages_of
 from r2mf_monai.outputs.atomic import atomic_write
 
 if TYPE_CHECKING:
@@ -64,11 +68,12 @@ __all__ = ["ReviewFlag", "REVIEW_METHODS", "flip_dropout_uncertainty", "mask_unc
 logger = logging.getLogger(__name__)
 
 #: the first variant of each method (see the module docstring)
-REVIEW_METHODS = ("flip", "mask")
+REVIEW_METHODS = ("flip", "mask", "cascade")
 
 _SCORE = {
     "mask": "sum|p - m| / (sum p + sum m) between the probability map (p) and its own mask (m = p > 0.5)",
     "flip": "mean sum|p - v| / (sum p + sum v) between the plain (p) and augmented (v) probability maps",
+    "cascade": "sum|p - c| / (sum p + sum c) between the fine (p) and coarse (c) stages' probability maps of one pass",
 }
 
 
@@ -101,6 +106,7 @@ def review_uncertainty(
     base: torch.Tensor | None = None,
     mirrored: torch.Tensor | None = None,
     flip_axis: int = 2,
+    coarse: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-image score in [0, 1]: mean disagreement between the plain probability map and each variant's.
 
@@ -110,8 +116,9 @@ def review_uncertainty(
     Args:
         network: the segmentation network (its mode is restored afterwards); returns logits (B, 1, ...).
         image: preprocessed batch (B, C, W, H).
-        method: the first variant: ``"flip"`` (the mirrored image's map, flipped back) or ``"mask"`` (the plain
-            map's own mask, no pass). Defaults to ``"flip"``.
+        method: the first variant: ``"flip"`` (the mirrored image's map, flipped back), ``"mask"`` (the plain
+            map's own mask, no pass) or ``"cascade"`` (the coarse stage's map, ``network.forward_stages``).
+            Defaults to ``"flip"``.
         mc_samples: extra variants from passes with the dropout layers in train mode. Defaults to ``0``.
         base: the plain probability map of ``image`` when the caller has it already (the inference run's own
             ``sigmoid(network(image))``): one forward pass less. Defaults to ``None`` (computed here).
@@ -119,20 +126,34 @@ def review_uncertainty(
             already (:class:`r2mf_monai.inference.mirror_average.MirrorAverageInferer`'s): no flip pass here.
             Defaults to ``None`` (computed here).
         flip_axis: tensor axis of the horizontal flip. Defaults to ``2`` (MONAI's (W, H) layout: x).
+        coarse: for ``"cascade"``, the coarse stage's probability map of the pass that gave ``base``, when the caller
+            has it already (:class:`r2mf_monai.inference.cascade_inferer.CascadeInferer`'s). Defaults to ``None``:
+            both stages are computed here (one pass), and ``base`` becomes their fine map.
 
     Raises:
-        ValueError: an unknown ``method``.
+        ValueError: an unknown ``method``, or ``"cascade"`` with a network that has no ``forward_stages``.
     """
     if method not in REVIEW_METHODS:
         raise ValueError(f"review method must be one of {REVIEW_METHODS}, got {method!r}.")
+    stages = stages_of(network) if method == "cascade" and coarse is None else None
+    if method == "cascade" and coarse is None and stages is None:
+        raise ValueError(
+            f"review method 'cascade' needs a cascade network (forward_stages, as R2MF-Net's); "
+            f"{type(network).__name__} has none: use review_method 'flip' or 'mask'."
+        )
     was_training = network.training
     network.eval()
     try:
+        if method == "cascade" and coarse is None:
+            fine_logits, coarse_logits = stages(image)
+            base, coarse = torch.sigmoid(fine_logits.float()), torch.sigmoid(coarse_logits.float())
         if base is None:
             base = torch.sigmoid(network(image).float())
         base = torch.as_tensor(base).float()
         if method == "mask":
             variants = [(base > 0.5).float()]
+        elif method == "cascade":
+            variants = [torch.as_tensor(coarse).float()]
         else:
             if mirrored is None:
                 mirrored = torch.sigmoid(network(image.flip(flip_axis)).float()).flip(flip_axis)
@@ -223,10 +244,15 @@ class ReviewFlag:
         inferer: the run's inferer when it keeps the plain and mirrored maps of its last batch
             (``last_probabilities``, :class:`r2mf_monai.inference.mirror_average.MirrorAverageInferer`): for
             ``"flip"`` the score is read from them and the flag runs no pass of its own (``prob_key`` is then not
-            used: the run's own map is their mean). ``"mask"`` scores the run's own map. Defaults to ``None``.
-        method: ``"flip"`` (the run's map against the mirrored image's, one pass an image) or ``"mask"`` (against
-            its own mask, no forward pass); see the module docstring. Defaults to ``"flip"`` (a keyword after the
-            arguments of earlier versions, so positional calls keep their meaning).
+            used: the run's own map is their mean); for ``"cascade"``, when it keeps both stages' maps of its last
+            batch (``last_stage_probabilities``, :class:`r2mf_monai.inference.cascade_inferer.CascadeInferer`), the
+            score is read from them, else the flag runs ``forward_stages`` itself. ``"mask"`` scores the run's own
+            map. Defaults to ``None``.
+        method: ``"flip"`` (the run's map against the mirrored image's, one pass an image), ``"mask"`` (against
+            its own mask, no forward pass) or ``"cascade"`` (against the coarse stage's map of the same pass, no
+            forward pass with a :class:`~r2mf_monai.inference.cascade_inferer.CascadeInferer`); see the module
+            docstring. Defaults to ``"flip"`` (a keyword after the arguments of earlier versions, so positional calls
+            keep their meaning; the bundles' configs choose ``"cascade"``).
 
     Raises:
         ValueError: ``threshold`` outside [0, 1], ``mc_samples`` < 0 or an unknown ``method``.
@@ -297,12 +323,24 @@ class ReviewFlag:
         outputs = engine.state.output if isinstance(engine.state.output, list) else [engine.state.output]
         images = torch.stack([torch.as_tensor(b[self.image_key]) for b in batch]).to(engine.state.device)
         maps = self._inferer_probabilities(images)  # taken in any case, so no later batch reads them
+        stages = self._inferer_probabilities(images, "last_stage_probabilities")
+        coarse = None
         if maps is not None and self.method == "flip":
             base, mirrored = maps
+        elif stages is not None and self.method == "cascade":
+            (base, coarse), mirrored = stages, None
         else:
             base, mirrored = self._plain_probabilities(outputs, images), None
+            if self.method == "cascade":
+                base = None  # computed with its coarse map in one pass of forward_stages
         scores = review_uncertainty(
-            engine.network, images, method=self.method, mc_samples=self.mc_samples, base=base, mirrored=mirrored
+            engine.network,
+            images,
+            method=self.method,
+            mc_samples=self.mc_samples,
+            base=base,
+            mirrored=mirrored,
+            coarse=coarse,
         )
         for item, source, score in zip(outputs, batch, scores.tolist(), strict=True):
             meta = getattr(source[self.image_key], "meta", {}) or {}
@@ -336,13 +374,16 @@ class ReviewFlag:
             if flagged:
                 logger.warning("review flag: %s (%s)", name, "; ".join(why))
 
-    def _inferer_probabilities(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """The inferer's ``(plain, mirrored)`` maps of this batch (taken, so a later batch never reads them), or
+    def _inferer_probabilities(
+        self, images: torch.Tensor, attribute: str = "last_probabilities"
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The pair of maps the inferer keeps of this batch under ``attribute`` (``last_probabilities``: plain and
+        mirrored; ``last_stage_probabilities``: fine and coarse), taken so that a later batch never reads them, or
         ``None`` when it keeps none or they do not match the batch."""
-        maps = getattr(self.inferer, "last_probabilities", None)
+        maps = getattr(self.inferer, attribute, None)
         if maps is None:
             return None
-        self.inferer.last_probabilities = None
+        setattr(self.inferer, attribute, None)
         wanted = (images.shape[0], *images.shape[2:])
         if any(m.ndim != images.ndim or (m.shape[0], *m.shape[2:]) != wanted for m in maps):
             return None

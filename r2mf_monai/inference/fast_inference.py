@@ -397,6 +397,59 @@ class FastInferenceNetwork(nn.Module):
             out.is_batch = x.is_batch
         return out
 
+    def forward_stages(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both stages of a cascade network in one pass: ``(fine, coarse)`` logits, the fine ones those
+        :meth:`forward` gives (same prepared copy, same precision), each a MetaTensor carrying ``x``'s metadata when
+        ``x`` is one.
+
+        With the ``"torchscript"`` or ``"compile"`` backend the stages run on the prepared eager copy (the compiled
+        graph returns the fine logits only), so they may differ from :meth:`forward`'s by rounding. Under
+        ``"auto"`` precision, while the choice is still being checked, a call also runs that check's passes.
+
+        Args:
+            x: the input batch, as :meth:`forward` takes it.
+
+        Raises:
+            AttributeError: when the wrapped network has no ``forward_stages`` (not a cascade).
+        """
+        if not callable(getattr(self.network, "forward_stages", None)):
+            raise AttributeError(f"{type(self.network).__name__} has no forward_stages: it is not a cascade network")
+        if self.training or any(m.training for m in self.network.modules() if isinstance(m, _DROPOUT)):
+            return self.network.forward_stages(x)
+        plain = _plain(x)
+        with torch.no_grad():
+            if self.selected_precision is None:
+                if self.precision == "auto" and self.backend != "torchscript":
+                    self._select(plain)  # the check runs as forward would run it; its output is not needed here
+                else:
+                    self.selected_precision = "bf16" if self.precision == "bf16" else "fp32"
+            fine, coarse = self._run_stages(self.selected_precision or "fp32", plain)
+        if isinstance(x, MetaTensor):
+            wrapped = []
+            for out in (fine, coarse):
+                out = MetaTensor(out, meta=x.meta, applied_operations=x.applied_operations)
+                out.is_batch = x.is_batch
+                wrapped.append(out)
+            fine, coarse = wrapped
+        return fine, coarse
+
+    def _run_stages(self, precision: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`_run` for ``forward_stages``: the prepared eager copy (float32 islands under bfloat16)."""
+        if "module" not in self._cache:
+            self._cache["channels_last"] = self._use_channels_last(x)
+            self._cache["module"] = self._prepared_module(self._cache["channels_last"])
+        net = self._cache["module"]
+        if self._cache["channels_last"]:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if precision != "bf16":
+            fine, coarse = net.forward_stages(x)
+        else:
+            if "stages_bf16" not in self._cache:
+                self._cache["stages_bf16"] = _with_float32_islands(net, self.fp32_modules) if self.fp32_modules else net
+            with torch.autocast(self._device(x).type, dtype=torch.bfloat16):
+                fine, coarse = self._cache["stages_bf16"].forward_stages(x)
+        return fine.float().contiguous(), coarse.float().contiguous()
+
     def extra_repr(self) -> str:
         return (
             f"precision={self.precision!r}, channels_last={self.channels_last}, fuse={self.fuse}, "

@@ -83,15 +83,22 @@ class MirrorAverageInferer(Inferer):
         return mean_logits
 
 
-def make_inferer(mirror_average: bool | str = True, flip_axis: int = 2) -> Inferer:
-    """The bundles' inferer: :class:`MirrorAverageInferer` when ``mirror_average``, else MONAI's ``SimpleInferer``.
+def make_inferer(mirror_average: bool | str = True, flip_axis: int = 2, keep_stages: bool | str = False) -> Inferer:
+    """The bundles' inferer: :class:`MirrorAverageInferer` when ``mirror_average``; else, with ``keep_stages``,
+    :class:`r2mf_monai.inference.cascade_inferer.CascadeInferer` (the plain network, keeping both stages' maps for
+    the review flag's ``"cascade"`` method); else MONAI's ``SimpleInferer``.
 
-    ``mirror_average`` may come from a command line as ``"false"``/``"true"`` (``python -m monai.bundle run ...
-    --mirror_average false`` gives the string), which is read as the bool it says, never as a non-empty string.
+    ``mirror_average`` and ``keep_stages`` may come from a command line as ``"false"``/``"true"`` (``python -m
+    monai.bundle run ... --mirror_average false`` gives the string), which is read as the bool it says, never as a
+    non-empty string.
 
     Raises:
-        ValueError: a ``mirror_average`` that is not a boolean (names the key).
+        ValueError: a ``mirror_average`` or ``keep_stages`` that is not a boolean (names the key).
     """
     if ensure_bool("mirror_average", mirror_average):
         return MirrorAverageInferer(flip_axis=flip_axis)
+    if ensure_bool("keep_stages", keep_stages):
+        from r2mf_monai.inference.cascade_inferer import CascadeInferer
+
+        return CascadeInferer()
     return SimpleInferer()

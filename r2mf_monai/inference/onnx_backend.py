@@ -52,6 +52,19 @@ logger = logging.getLogger(__name__)
 BACKENDS = ("pytorch", "onnxruntime")
 INPUT_NAME = "image"
 OUTPUT_NAME = "pred"
+COARSE_NAME = "coarse"
+"""The second output of a cascade network's export: the coarse stage's logits (the review flag's ``"cascade"``)."""
+
+
+class _BothStages(nn.Module):
+    """A cascade network's ``forward_stages`` as its forward, so that the export has both outputs."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.network.forward_stages(x)
 
 
 class OnnxRuntimeNetwork(nn.Module):
@@ -62,8 +75,12 @@ class OnnxRuntimeNetwork(nn.Module):
     metadata and applied operations, as the PyTorch network's output has, so ``Invertd`` works unchanged. The module
     has no parameters: ``.to(device)``, ``.eval()`` and ``torch.no_grad()`` are no-ops for it.
 
+    A model exported from a cascade network has a second output, ``coarse`` (:func:`export_onnx`); then the module
+    also has ``forward_stages(x)``, giving ``(fine, coarse)`` logits from one run, as R2MF-Net's has, for the review
+    flag's ``"cascade"`` method.
+
     Args:
-        path: the ``.onnx`` file (input ``image``, output ``pred``; see :func:`export_onnx`).
+        path: the ``.onnx`` file (input ``image``, output ``pred``, optionally ``coarse``; see :func:`export_onnx`).
         providers: ONNX Runtime execution providers. Defaults to ``["CPUExecutionProvider"]``.
         num_threads: intra-op threads. Defaults to ``torch.get_num_threads()``, so ONNX Runtime uses the cores
             PyTorch would have used.
@@ -97,9 +114,21 @@ class OnnxRuntimeNetwork(nn.Module):
             raise ValueError(f"ONNX model '{self.path}' has no input named '{INPUT_NAME}' (it has {sorted(inputs)})")
         # the static dimensions of the graph (None where dynamic), for a clear error instead of ORT's
         self.input_shape = tuple(d if isinstance(d, int) else None for d in inputs[INPUT_NAME].shape)
-        self.output_name = self.session.get_outputs()[0].name
+        outputs = [o.name for o in self.session.get_outputs()]
+        self.output_name = outputs[0]
+        self.has_stages = COARSE_NAME in outputs[1:]
+        if self.has_stages:
+            self.forward_stages = self._forward_stages  # only where the model has the coarse output
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run(x, [self.output_name])[0]
+
+    def _forward_stages(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(fine, coarse)`` logits of one run."""
+        fine, coarse = self._run(x, [self.output_name, COARSE_NAME])
+        return fine, coarse
+
+    def _run(self, x: torch.Tensor, names: list[str]) -> list[torch.Tensor]:
         if x.ndim != len(self.input_shape) or any(
             want is not None and got != want for got, want in zip(x.shape[1:], self.input_shape[1:], strict=True)
         ):
@@ -107,13 +136,15 @@ class OnnxRuntimeNetwork(nn.Module):
                 f"ONNX model '{self.path}' takes input of shape {self.input_shape} (None = any), got {tuple(x.shape)}"
             )
         array = x.detach().cpu().numpy() if not isinstance(x, MetaTensor) else x.as_tensor().detach().cpu().numpy()
-        (out,) = self.session.run([self.output_name], {INPUT_NAME: np.ascontiguousarray(array, dtype=np.float32)})
-        pred = torch.from_numpy(out).to(x.device)
-        if isinstance(x, MetaTensor):
-            # what a convolution on a MetaTensor does: the output carries the input's metadata (Invertd needs it)
-            pred = MetaTensor(pred, meta=x.meta, applied_operations=x.applied_operations)
-            pred.is_batch = x.is_batch
-        return pred
+        results = []
+        for out in self.session.run(names, {INPUT_NAME: np.ascontiguousarray(array, dtype=np.float32)}):
+            pred = torch.from_numpy(out).to(x.device)
+            if isinstance(x, MetaTensor):
+                # what a convolution on a MetaTensor does: the output carries the input's metadata (Invertd needs it)
+                pred = MetaTensor(pred, meta=x.meta, applied_operations=x.applied_operations)
+                pred.is_batch = x.is_batch
+            results.append(pred)
+        return results
 
     def extra_repr(self) -> str:
         return f"path='{self.path}', input_shape={self.input_shape}"
@@ -150,7 +181,8 @@ def export_onnx(
     rtol: float = 1e-3,
     atol: float = 1e-4,
 ) -> Path:
-    """Export ``network`` in eval mode to ONNX with ``image``/``pred`` names and a dynamic batch dimension.
+    """Export ``network`` in eval mode to ONNX with ``image``/``pred`` names and a dynamic batch dimension; a cascade
+    network (one with ``forward_stages``, as R2MF-Net) gets a second output, ``coarse``, its coarse stage's logits.
 
     Uses :func:`monai.networks.utils.convert_to_onnx` (PyTorch's exporter; torch >= 2.6 needs ``onnxscript``) and,
     with ``verify``, checks ONNX Runtime's output against PyTorch's on a random input. The file is written to a
@@ -184,13 +216,16 @@ def export_onnx(
     if verify:  # the tolerance on the logits' own scale: 1e-4 of logits of 20 is rounding through 130 layers
         with torch.no_grad():
             atol = atol * max(1.0, float(torch.as_tensor(network(example)).abs().max()))
+    output_names = [OUTPUT_NAME]
+    if callable(getattr(network, "forward_stages", None)):
+        network, output_names = _BothStages(network).eval(), [OUTPUT_NAME, COARSE_NAME]
     with atomic_write(output) as tmp:
         convert_to_onnx(
             network,
             inputs=[example],
             input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            output_names=output_names,
+            dynamic_axes={INPUT_NAME: {0: "batch"}, **{name: {0: "batch"} for name in output_names}},
             filename=str(tmp),
             verify=verify,
             use_ort=verify,
@@ -202,6 +237,16 @@ def export_onnx(
         _embed_external_data(tmp)
     logger.info("exported ONNX model to %s", output)
     return output
+
+
+def _has_coarse_output(path: Path) -> bool:
+    """Whether the ONNX model at ``path`` has the ``coarse`` output (exported from a cascade network since 0.14.0)."""
+    import onnx
+
+    try:
+        return COARSE_NAME in {o.name for o in onnx.load(str(path), load_external_data=False).graph.output}
+    except Exception:  # an unreadable file: OnnxRuntimeNetwork names it when it opens it
+        return True
 
 
 def onnx_overrides(
@@ -240,14 +285,19 @@ def onnx_overrides(
     stale = (
         default and onnx_path.is_file() and os.path.isfile(ckpt) and os.path.getmtime(ckpt) > onnx_path.stat().st_mtime
     )
+    network = None
+    if default and onnx_path.is_file() and not stale and os.path.isfile(ckpt) and not _has_coarse_output(onnx_path):
+        # exported before bundle 0.14.0, with the fine logits only: a cascade network's is exported again with both
+        network = parser.get_parsed_content("network_def")
+        stale = callable(getattr(network, "forward_stages", None))
     if not onnx_path.is_file() or stale:
         if not os.path.isfile(ckpt):
             raise FileNotFoundError(
                 f"--onnx_path '{onnx_path}' does not exist, nor does the checkpoint '{ckpt}' to export it from"
             )
-        logger.info("exporting %s to %s (%s)", ckpt, onnx_path, "model.pt is newer" if stale else "no ONNX model yet")
+        logger.info("exporting %s to %s (%s)", ckpt, onnx_path, "stale" if stale else "no ONNX model yet")
         export_onnx(
-            parser.get_parsed_content("network_def"),
+            network if network is not None else parser.get_parsed_content("network_def"),
             onnx_path,
             parser.get_parsed_content("image_size"),
             checkpoint=ckpt,

@@ -50,7 +50,12 @@ def test_every_baseline_is_shipped() -> None:
 def test_override_changes_only_the_network(name: str) -> None:
     merged = _parser("train.json", f"baselines/{name}")
     plain = _parser("train.json")
-    assert set(_parser(f"baselines/{name}").get()) - {"_meta_"} == {"network_def"}
+    # the network, and for a network that is not a cascade the review method it can run (no coarse stage)
+    keys = set(_parser(f"baselines/{name}").get()) - {"_meta_"}
+    cascade = "R2MFNet" in str(merged["network_def"]["_target_"])
+    assert keys == ({"network_def"} if cascade else {"network_def", "review_method"})
+    if not cascade:
+        assert _parser("inference.json", f"baselines/{name}")["review_method"] == "flip"
     assert merged["network_def"] != plain["network_def"]
     assert merged["loss"] == plain["loss"] and merged["train"] == plain["train"]
     # inference.json and evaluate.json take the same override

@@ -20,6 +20,7 @@ import torch
 from skimage.draw import polygon
 
 from r2mf_monai.handlers.review_flag import ReviewFlag, flip_dropout_uncertainty, mask_uncertainty, review_uncertainty
+from r2mf_monai.inference.cascade_inferer import CascadeInferer
 from r2mf_monai.inference.mirror_average import MirrorAverageInferer
 from r2mf_monai.losses import CascadeDiceBCELoss
 from r2mf_monai.networks.nets import R2MFNet
@@ -98,7 +99,7 @@ def test_a_given_plain_map_gives_the_same_score_with_one_pass_less(trained: torc
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["mask", "flip"])
+@pytest.mark.parametrize("method", ["mask", "flip", "cascade"])
 def test_each_method_scores_a_degraded_image_higher(trained: torch.nn.Module, method: str) -> None:
     clean, _ = _band(10)
     rng = torch.Generator().manual_seed(1)
@@ -149,6 +150,30 @@ def test_passes_of_each_method(method: str, given_base: bool, passes: int) -> No
     assert len(calls) == passes
     if method == "mask":
         assert torch.allclose(score, mask_uncertainty(base), atol=1e-6)
+
+
+def test_cascade_score_is_the_fine_map_against_the_coarse_map_of_one_pass(trained: torch.nn.Module) -> None:
+    x = torch.stack([_band(10)[0], _band(11)[0]])
+    with torch.no_grad():
+        fine, coarse = (torch.sigmoid(t) for t in trained.forward_stages(x))
+    expected = (fine - coarse).abs().sum((1, 2, 3)) / (fine.sum((1, 2, 3)) + coarse.sum((1, 2, 3)))
+    calls: list = []
+    hook = trained.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        computed = review_uncertainty(trained, x, method="cascade")
+        given = review_uncertainty(trained, x, method="cascade", base=fine, coarse=coarse)
+    finally:
+        hook.remove()
+    assert torch.allclose(computed, expected, atol=1e-6) and torch.allclose(given, expected, atol=1e-6)
+    assert calls == []  # forward_stages, not forward: one pass for both maps, and none when both are given
+    assert (computed > 0).all()  # the fine stage moves the coarse map: a score that can tell films apart
+    # a wrong coarse map gives another score: the argument is used
+    assert not torch.allclose(review_uncertainty(trained, x, method="cascade", base=fine, coarse=fine), expected)
+
+
+def test_cascade_names_a_network_without_stages() -> None:
+    with pytest.raises(ValueError, match="'cascade' needs a cascade network.*Conv2d.*'flip' or 'mask'"):
+        review_uncertainty(torch.nn.Conv2d(1, 1, 1), torch.rand(1, 1, 4, 4), method="cascade")
 
 
 @pytest.mark.parametrize("kwargs", [{"threshold": -0.1}, {"threshold": 1.5}, {"mc_samples": -1}, {"method": "entropy"}])
@@ -268,6 +293,45 @@ def test_the_handler_reads_the_mirror_inferer_s_maps(tmp_path, trained: torch.nn
     # the plain-against-mirrored score, not the averaged map's (the run's `prob`) against the mirror
     assert handler.records[0]["score"] == pytest.approx(flip_dropout_uncertainty(trained, x).item(), abs=1e-5)
     assert inferer.last_probabilities is None  # taken, so no later batch reads them
+
+
+@pytest.mark.parametrize("keep_stages", [True, False])
+def test_the_handler_reads_the_cascade_inferer_s_maps(tmp_path, trained: torch.nn.Module, keep_stages: bool) -> None:
+    from ignite.engine import Engine, Events
+    from monai.data import MetaTensor
+    from monai.inferers import SimpleInferer
+
+    inferer = CascadeInferer() if keep_stages else SimpleInferer()
+    x = _band(10)[0][None]
+    passes: list = []
+
+    def step(engine, batch):
+        with torch.no_grad():
+            pred = inferer(torch.stack([b["image"] for b in batch]), engine.network)
+        passes.clear()  # from here on, only the handler's own passes
+        return [{"pred": pred[0], "prob": torch.sigmoid(pred[0])}]
+
+    engine = Engine(step)
+    engine.network = trained
+    engine.add_event_handler(Events.STARTED, lambda e: setattr(e.state, "device", torch.device("cpu")))
+    handler = ReviewFlag(output_dir=str(tmp_path), threshold=0.5, inferer=inferer, method="cascade")
+    handler.attach(engine)
+    stage_passes: list = []
+    hooks = [
+        trained.register_forward_hook(lambda *_: passes.append(1)),
+        trained.coarse.register_forward_hook(lambda *_: stage_passes.append(1)),
+    ]
+    try:
+        engine.run([[{"image": MetaTensor(x[0], meta={"filename_or_obj": "/in/a.png"})}]], max_epochs=1)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert passes == []
+    # with the cascade inferer the run's one pass gave both maps; without it the flag runs forward_stages itself
+    assert len(stage_passes) == (1 if keep_stages else 2)
+    expected = review_uncertainty(trained, x, method="cascade").item()
+    assert handler.records[0]["score"] == pytest.approx(expected, abs=1e-5)
+    assert getattr(inferer, "last_stage_probabilities", None) is None  # taken, so no later batch reads them
 
 
 def test_with_the_mirror_inferer_the_mask_method_scores_the_run_s_own_map(tmp_path) -> None:

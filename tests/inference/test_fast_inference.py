@@ -96,6 +96,31 @@ def test_path_agrees_with_eager_fp32(reference, kwargs: dict, low_precision: boo
     assert fast.selected_precision == kwargs["precision"]
 
 
+@pytest.mark.parametrize(
+    "kwargs", [{"precision": "fp32"}, {"precision": "bf16"}, {"precision": "auto"}, {"backend": "torchscript"}]
+)
+def test_forward_stages_give_the_forward_logits_and_the_coarse_stage(reference, kwargs: dict) -> None:
+    net, x, ref = reference
+    with torch.no_grad():
+        _, coarse_ref = net.forward_stages(x)
+    fast = prepare_for_inference(net, **kwargs).eval()
+    fine, coarse = fast.forward_stages(x)
+    out = fast(x)
+    assert fast.selected_precision in ("fp32", "bf16")
+    if fast.selected_precision == "fp32":
+        assert torch.allclose(fine, out, atol=1e-4 * float(ref.abs().max()))  # the mask's logits, from one pass
+        assert float((coarse - coarse_ref).abs().max()) < 1e-4 * float(coarse_ref.abs().max())
+    else:
+        assert mask_agreement(ref, fine) >= 0.9 and mask_agreement(coarse_ref, coarse) >= 0.9
+    assert fine.dtype == coarse.dtype == torch.float32 and fine.shape == coarse.shape == ref.shape
+
+
+def test_forward_stages_name_a_network_that_is_not_a_cascade() -> None:
+    fast = prepare_for_inference(torch.nn.Conv2d(1, 1, 3, padding=1), precision="fp32")
+    with pytest.raises(AttributeError, match="Conv2d has no forward_stages"):
+        fast.forward_stages(torch.rand(1, 1, 8, 8))
+
+
 @pytest.mark.parametrize("backend", ["eager", pytest.param("compile", marks=pytest.mark.slow)])
 def test_float32_islands(reference, backend: str) -> None:
     net, x, ref = reference

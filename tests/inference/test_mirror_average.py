@@ -17,6 +17,7 @@ import torch
 from monai.data import MetaTensor
 from monai.inferers import SimpleInferer
 
+from r2mf_monai.inference.cascade_inferer import CascadeInferer
 from r2mf_monai.inference.mirror_average import MirrorAverageInferer, make_inferer
 from r2mf_monai.networks.nets import R2MFNet
 
@@ -91,16 +92,32 @@ def test_make_inferer_reads_a_command_line_boolean(value, expected) -> None:
     assert type(make_inferer(value)) is expected
 
 
-def test_make_inferer_refuses_a_word_that_is_not_a_boolean() -> None:
-    with pytest.raises(ValueError, match="mirror_average"):
-        make_inferer("maybe")
+@pytest.mark.parametrize(
+    ("mirror_average", "keep_stages", "expected"),
+    [(False, "true", CascadeInferer), (False, False, SimpleInferer), (True, True, MirrorAverageInferer)],
+)
+def test_make_inferer_keeps_the_stages_when_asked(mirror_average, keep_stages, expected) -> None:
+    assert type(make_inferer(mirror_average, keep_stages=keep_stages)) is expected
+
+
+@pytest.mark.parametrize(("args", "key"), [(("maybe",), "mirror_average"), ((False, 2, "maybe"), "keep_stages")])
+def test_make_inferer_refuses_a_word_that_is_not_a_boolean(args, key) -> None:
+    with pytest.raises(ValueError, match=key):
+        make_inferer(*args)
 
 
 @pytest.mark.parametrize(
     ("configs", "key"), [(["inference.json"], "inferer"), (["train.json", "evaluate.json"], "validate#inferer")]
 )
-@pytest.mark.parametrize(("mirror_average", "expected"), [(None, SimpleInferer), ("true", MirrorAverageInferer)])
-def test_the_bundle_configs_run_the_plain_network_unless_asked(configs, key, mirror_average, expected) -> None:
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({}, CascadeInferer),  # the plain network, both stages kept for the default review method
+        ({"review_method": "flip"}, SimpleInferer),
+        ({"mirror_average": "true"}, MirrorAverageInferer),
+    ],
+)
+def test_the_bundle_configs_run_the_plain_network_unless_asked(configs, key, overrides, expected) -> None:
     # off by default: on the held-out real films the mean with the mirror lowered Dice and raised the angle error
     from monai.bundle import ConfigParser
 
@@ -108,6 +125,6 @@ def test_the_bundle_configs_run_the_plain_network_unless_asked(configs, key, mir
 
     parser = ConfigParser()
     parser.read_config([str(find_bundle(None) / "configs" / c) for c in configs])
-    if mirror_average is not None:
-        parser["mirror_average"] = mirror_average
+    for k, v in overrides.items():
+        parser[k] = v
     assert type(parser.get_parsed_content(key)) is expected

@@ -268,17 +268,18 @@ def test_run_inference_workflow_refuses_a_boolean_that_is_not_one(films, tmp_pat
         run_inference_workflow(BUNDLE, {**_overrides(films, tmp_path / "out", model=MODEL), "review": "maybe"})
 
 
-@pytest.mark.parametrize("method, threshold", [(None, 0.11), ("mask", 0.09)])
+@pytest.mark.parametrize("method, threshold", [(None, 0.09), ("flip", 0.11), ("mask", 0.09)])
 def test_the_review_flag_reuses_the_run_s_probabilities(films, tmp_path, monkeypatch, method, threshold):
-    # the bundle's post-processing keeps `prob` to the end, so the review flag runs no plain pass of its own (and with
-    # the "mask" method no pass at all); each method takes its own calibrated threshold from `review_thresholds`
+    # the bundle's post-processing keeps `prob` to the end, so the review flag runs no plain pass of its own; the
+    # default "cascade" method gets the coarse map of the run's own pass from the inferer, so it runs no pass at all,
+    # nor does "mask"; each method takes its own calibrated threshold from `review_thresholds`
     import r2mf_monai.handlers.review_flag as review_flag
 
     given = []
     real = review_flag.review_uncertainty
 
     def recording(*args, **kwargs):
-        given.append((kwargs.get("base") is not None, kwargs.get("method")))
+        given.append((kwargs.get("base") is not None, kwargs.get("coarse") is not None, kwargs.get("method")))
         return real(*args, **kwargs)
 
     monkeypatch.setattr(review_flag, "review_uncertainty", recording)
@@ -287,9 +288,10 @@ def test_the_review_flag_reuses_the_run_s_probabilities(films, tmp_path, monkeyp
     if method is not None:
         overrides["review_method"] = method
     run_inference_workflow(BUNDLE, overrides)
-    assert given == [(True, method or "flip")] * len(list(films.iterdir()))
+    method = method or "cascade"
+    assert given == [(True, method == "cascade", method)] * len(list(films.iterdir()))
     review = json.loads((out / "review.json").read_text())
-    assert len(review["images"]) == len(given) and review["method"] == (method or "flip")
+    assert len(review["images"]) == len(given) and review["method"] == method
     assert review["threshold"] == threshold
 
 

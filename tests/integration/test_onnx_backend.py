@@ -109,6 +109,53 @@ def test_onnxruntime_matches_eager_pytorch(cli_runs: dict[str, Path], batch: int
     assert err <= LOGIT_RTOL * scale, f"max |ort - torch| = {err} > {LOGIT_RTOL} * {scale}"
 
 
+def test_a_cascade_export_gives_the_coarse_stage_and_the_same_review(cli_runs: dict[str, Path]) -> None:
+    import json
+
+    from monai.bundle import ConfigParser
+
+    bundle = cli_runs["bundle"]
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "inference.json"))
+    parser["bundle_root"] = str(bundle)
+    network = parser.get_parsed_content("network_def")
+    network.load_state_dict(torch.load(bundle / "models" / "model.pt", map_location="cpu", weights_only=True))
+    network.eval()
+    x = torch.rand(2, 1, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = network.forward_stages(x)
+    onnx_net = OnnxRuntimeNetwork(bundle / "models" / "model.onnx")
+    assert onnx_net.has_stages
+    for got, want in zip(onnx_net.forward_stages(x), expected, strict=True):
+        assert float((got - want).abs().max()) <= LOGIT_RTOL * max(1.0, float(want.abs().max()))
+    # the review flag's default method scores both backends' films alike, from the one pass each
+    scores = {}
+    for backend in ("pytorch", "onnxruntime"):
+        review = json.loads((cli_runs[backend] / "review.json").read_text())
+        assert review["method"] == "cascade"
+        scores[backend] = {e["image"]: e["score"] for e in review["images"]}
+    assert sorted(scores["pytorch"]) == sorted(scores["onnxruntime"])
+    for name, score in scores["pytorch"].items():
+        assert scores["onnxruntime"][name] == pytest.approx(score, abs=1e-3), name
+
+
+def test_an_onnx_model_of_the_fine_logits_alone_is_exported_again(cli_runs: dict[str, Path], tmp_path: Path) -> None:
+    from monai.bundle import ConfigParser
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(cli_runs["bundle"], bundle)
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "inference.json"))
+    parser["bundle_root"] = str(bundle)
+    network = parser.get_parsed_content("network_def")
+    network.load_state_dict(torch.load(bundle / "models" / "model.pt", map_location="cpu", weights_only=True))
+    old = bundle / "models" / "model.onnx"
+    export_onnx(torch.nn.Sequential(network), old, TINY_IMAGE_SIZE)  # what bundles before 0.14.0 exported
+    assert not OnnxRuntimeNetwork(old).has_stages  # newer than model.pt, so not stale by date
+    onnx_overrides(bundle / "configs" / "inference.json", bundle)
+    assert OnnxRuntimeNetwork(old).has_stages
+
+
 def test_onnxruntime_network_bad_inputs(cli_runs: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nothing.onnx"):
         OnnxRuntimeNetwork(tmp_path / "nothing.onnx")
@@ -146,6 +193,7 @@ def test_export_is_one_file_that_loads_alone(tmp_path: Path) -> None:
     fresh.mkdir()
     shutil.move(made / "model.onnx", fresh / "model.onnx")
     shutil.rmtree(made)
+    assert not hasattr(OnnxRuntimeNetwork(fresh / "model.onnx"), "forward_stages")  # not a cascade: one output
     session = ort.InferenceSession(str(fresh / "model.onnx"), providers=["CPUExecutionProvider"])
     x = np.random.default_rng(0).random((2, 1, 16, 16), dtype=np.float32)
     (out,) = session.run(None, {"image": x})

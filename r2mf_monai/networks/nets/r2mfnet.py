@@ -350,6 +350,22 @@ class R2MFNet(nn.Module):
         Raises:
             ValueError: when the channel count or a spatial size of ``x`` does not fit.
         """
+        fine, coarse = self.forward_stages(x)
+        if self.training:
+            return torch.stack([fine, coarse], dim=1)
+        return fine
+
+    def forward_stages(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both stages of the cascade (§3.2) in one pass, in either mode.
+
+        Args:
+            x: image batch, as :meth:`forward` takes it.
+
+        Returns:
+            ``(fine, coarse)`` logits, each (B, out_channels, *spatial). The review flag's ``"cascade"`` method
+            (:class:`r2mf_monai.handlers.ReviewFlag`) scores how far the fine network moved the coarse map; the pass
+            that draws the mask gives both, so the score costs no extra pass.
+        """
         if x.shape[1] != self.in_channels:
             raise ValueError(f"expected an input with {self.in_channels} channels, got shape {list(x.shape)}.")
         for s in x.shape[2:]:
@@ -361,9 +377,7 @@ class R2MFNet(nn.Module):
         none: list[torch.Tensor] = []
         coarse, coarse_features = self.coarse(x, none)
         fine, _ = self.fine(torch.cat([x, torch.sigmoid(coarse)], dim=1), coarse_features if self.use_mcskip else none)
-        if self.training:
-            return torch.stack([fine, coarse], dim=1)
-        return fine
+        return fine, coarse
 
     def float32_modules(self) -> tuple[str, ...]:
         """Names of the submodules to keep in float32 when inference runs in bfloat16: the full-resolution input

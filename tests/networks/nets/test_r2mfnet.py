@@ -201,6 +201,25 @@ def test_fine_output_depends_on_coarse_output():
         assert not torch.allclose(before, net(x))
 
 
+@pytest.mark.parametrize("training", [False, True])
+def test_forward_stages_are_the_outputs_of_both_modes(training):
+    torch.manual_seed(0)
+    net = R2MFNet(**NARROW)
+    x = torch.randn(2, 1, 32, 32)
+    net.train(training)
+    if training:  # batch statistics: the same batch in both calls, dropout off
+        net.apply(lambda m: m.eval() if isinstance(m, torch.nn.Dropout) else None)
+    with torch.no_grad():
+        fine, coarse = net.forward_stages(x)
+        out = net(x)
+    assert fine.shape == coarse.shape == (2, 1, 32, 32)
+    if training:
+        assert torch.allclose(out, torch.stack([fine, coarse], dim=1), atol=1e-5)
+    else:
+        assert torch.allclose(out, fine, atol=1e-6)
+    assert not torch.allclose(fine, coarse, atol=1e-3)
+
+
 def test_eval_output_is_deterministic():
     torch.manual_seed(0)
     net = R2MFNet(**NARROW)
