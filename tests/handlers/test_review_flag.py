@@ -265,13 +265,14 @@ def test_the_handler_uses_the_run_s_own_probabilities(tmp_path, method: str, pas
     assert review["method"] == method and review["score"].startswith("sum" if method == "mask" else "mean")
 
 
-def test_the_handler_reads_the_mirror_inferer_s_maps(tmp_path, trained: torch.nn.Module) -> None:
+def _run_with_inferer(tmp_path, network: torch.nn.Module, inferer, method: str, x: torch.Tensor):
+    """One film through the handler, the run's pass made by ``inferer``; returns the handler, the forward passes of
+    ``network`` the handler made itself, and the passes of the coarse stage in the whole run (R2MF-Net)."""
     from ignite.engine import Engine, Events
     from monai.data import MetaTensor
 
-    inferer = MirrorAverageInferer()
-    x = _band(10)[0][None]
     passes: list = []
+    coarse_passes: list = []
 
     def step(engine, batch):
         with torch.no_grad():
@@ -280,16 +281,26 @@ def test_the_handler_reads_the_mirror_inferer_s_maps(tmp_path, trained: torch.nn
         return [{"pred": pred[0], "prob": torch.sigmoid(pred[0])}]
 
     engine = Engine(step)
-    engine.network = trained
+    engine.network = network
     engine.add_event_handler(Events.STARTED, lambda e: setattr(e.state, "device", torch.device("cpu")))
-    handler = ReviewFlag(output_dir=str(tmp_path), threshold=0.5, inferer=inferer, method="flip")
+    handler = ReviewFlag(output_dir=str(tmp_path), threshold=0.5, inferer=inferer, method=method)
     handler.attach(engine)
-    hook = trained.register_forward_hook(lambda *_: passes.append(1))
+    hooks = [network.register_forward_hook(lambda *_: passes.append(1))]
+    if hasattr(network, "coarse"):
+        hooks.append(network.coarse.register_forward_hook(lambda *_: coarse_passes.append(1)))
     try:
         engine.run([[{"image": MetaTensor(x[0], meta={"filename_or_obj": "/in/a.png"})}]], max_epochs=1)
     finally:
-        hook.remove()
-    assert passes == []  # no pass of its own
+        for hook in hooks:
+            hook.remove()
+    return handler, len(passes), len(coarse_passes)
+
+
+def test_the_handler_reads_the_mirror_inferer_s_maps(tmp_path, trained: torch.nn.Module) -> None:
+    inferer = MirrorAverageInferer()
+    x = _band(10)[0][None]
+    handler, passes, _ = _run_with_inferer(tmp_path, trained, inferer, "flip", x)
+    assert passes == 0  # no pass of its own
     # the plain-against-mirrored score, not the averaged map's (the run's `prob`) against the mirror
     assert handler.records[0]["score"] == pytest.approx(flip_dropout_uncertainty(trained, x).item(), abs=1e-5)
     assert inferer.last_probabilities is None  # taken, so no later batch reads them
@@ -297,38 +308,14 @@ def test_the_handler_reads_the_mirror_inferer_s_maps(tmp_path, trained: torch.nn
 
 @pytest.mark.parametrize("keep_stages", [True, False])
 def test_the_handler_reads_the_cascade_inferer_s_maps(tmp_path, trained: torch.nn.Module, keep_stages: bool) -> None:
-    from ignite.engine import Engine, Events
-    from monai.data import MetaTensor
     from monai.inferers import SimpleInferer
 
     inferer = CascadeInferer() if keep_stages else SimpleInferer()
     x = _band(10)[0][None]
-    passes: list = []
-
-    def step(engine, batch):
-        with torch.no_grad():
-            pred = inferer(torch.stack([b["image"] for b in batch]), engine.network)
-        passes.clear()  # from here on, only the handler's own passes
-        return [{"pred": pred[0], "prob": torch.sigmoid(pred[0])}]
-
-    engine = Engine(step)
-    engine.network = trained
-    engine.add_event_handler(Events.STARTED, lambda e: setattr(e.state, "device", torch.device("cpu")))
-    handler = ReviewFlag(output_dir=str(tmp_path), threshold=0.5, inferer=inferer, method="cascade")
-    handler.attach(engine)
-    stage_passes: list = []
-    hooks = [
-        trained.register_forward_hook(lambda *_: passes.append(1)),
-        trained.coarse.register_forward_hook(lambda *_: stage_passes.append(1)),
-    ]
-    try:
-        engine.run([[{"image": MetaTensor(x[0], meta={"filename_or_obj": "/in/a.png"})}]], max_epochs=1)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    assert passes == []
+    handler, passes, coarse_passes = _run_with_inferer(tmp_path, trained, inferer, "cascade", x)
+    assert passes == 0
     # with the cascade inferer the run's one pass gave both maps; without it the flag runs forward_stages itself
-    assert len(stage_passes) == (1 if keep_stages else 2)
+    assert coarse_passes == (1 if keep_stages else 2)
     expected = review_uncertainty(trained, x, method="cascade").item()
     assert handler.records[0]["score"] == pytest.approx(expected, abs=1e-5)
     assert getattr(inferer, "last_stage_probabilities", None) is None  # taken, so no later batch reads them

@@ -59,6 +59,18 @@ def cli_runs(tmp_path_factory: pytest.TempPathFactory, tiny_bundle: Path, tiny_d
     return runs
 
 
+def _bundle_network(bundle: Path):
+    """The bundle's parsed ``inference.json`` and its ``network_def`` with the bundle's weights."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "inference.json"))
+    parser["bundle_root"] = str(bundle)
+    network = parser.get_parsed_content("network_def")
+    network.load_state_dict(torch.load(bundle / "models" / "model.pt", map_location="cpu", weights_only=True))
+    return parser, network
+
+
 def _masks(folder: Path) -> dict[str, np.ndarray]:
     found = {p.name: np.asarray(Image.open(p)) for p in sorted(folder.glob("*_mask.png"))}
     assert found, f"no *_mask.png in {folder}"
@@ -84,14 +96,8 @@ def test_cli_onnxruntime_masks_match_pytorch(cli_runs: dict[str, Path]) -> None:
 
 @pytest.mark.parametrize("batch", [1, 3])
 def test_onnxruntime_matches_eager_pytorch(cli_runs: dict[str, Path], batch: int) -> None:
-    from monai.bundle import ConfigParser
-
     bundle = cli_runs["bundle"]
-    parser = ConfigParser()
-    parser.read_config(str(bundle / "configs" / "inference.json"))
-    parser["bundle_root"] = str(bundle)
-    network = parser.get_parsed_content("network_def")
-    network.load_state_dict(torch.load(bundle / "models" / "model.pt", map_location="cpu", weights_only=True))
+    parser, network = _bundle_network(bundle)
     network.eval()
     # real pre-processed radiographs (the pipeline's own transforms), topped up with noise to the batch size
     pre = parser.get_parsed_content("preprocessing")
@@ -112,14 +118,8 @@ def test_onnxruntime_matches_eager_pytorch(cli_runs: dict[str, Path], batch: int
 def test_a_cascade_export_gives_the_coarse_stage_and_the_same_review(cli_runs: dict[str, Path]) -> None:
     import json
 
-    from monai.bundle import ConfigParser
-
     bundle = cli_runs["bundle"]
-    parser = ConfigParser()
-    parser.read_config(str(bundle / "configs" / "inference.json"))
-    parser["bundle_root"] = str(bundle)
-    network = parser.get_parsed_content("network_def")
-    network.load_state_dict(torch.load(bundle / "models" / "model.pt", map_location="cpu", weights_only=True))
+    _, network = _bundle_network(bundle)
     network.eval()
     x = torch.rand(2, 1, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -140,15 +140,9 @@ def test_a_cascade_export_gives_the_coarse_stage_and_the_same_review(cli_runs: d
 
 
 def test_an_onnx_model_of_the_fine_logits_alone_is_exported_again(cli_runs: dict[str, Path], tmp_path: Path) -> None:
-    from monai.bundle import ConfigParser
-
     bundle = tmp_path / "bundle"
     shutil.copytree(cli_runs["bundle"], bundle)
-    parser = ConfigParser()
-    parser.read_config(str(bundle / "configs" / "inference.json"))
-    parser["bundle_root"] = str(bundle)
-    network = parser.get_parsed_content("network_def")
-    network.load_state_dict(torch.load(bundle / "models" / "model.pt", map_location="cpu", weights_only=True))
+    _, network = _bundle_network(bundle)
     old = bundle / "models" / "model.onnx"
     export_onnx(torch.nn.Sequential(network), old, TINY_IMAGE_SIZE)  # what bundles before 0.14.0 exported
     assert not OnnxRuntimeNetwork(old).has_stages  # newer than model.pt, so not stale by date
