@@ -808,9 +808,18 @@ def _agreement_section(
 
 E2E_VARIANTS: dict[str, tuple[str, bool, dict[str, Any]]] = {
     # name -> (label, paper-width network at the benchmark's size (else the shipped weights), inference overrides)
-    "shipped": ("shipped weights, inference.json as shipped (precision fp32, review flag on)", False, {}),
+    "shipped": (
+        "shipped weights, inference.json as shipped (precision fp32, review flag on: cascade, no pass of its own)",
+        False,
+        {},
+    ),
+    "shipped_flip": (
+        "shipped weights, as shipped but review_method flip (a mirrored pass a view; the default up to 0.13)",
+        False,
+        {"review_method": "flip"},
+    ),
     "shipped_mask": (
-        "shipped weights, as shipped but review_method mask (no mirrored pass)",
+        "shipped weights, as shipped but review_method mask (no pass of its own)",
         False,
         {"review_method": "mask"},
     ),
