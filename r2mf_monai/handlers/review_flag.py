@@ -135,16 +135,18 @@ def review_uncertainty(
     """
     if method not in REVIEW_METHODS:
         raise ValueError(f"review method must be one of {REVIEW_METHODS}, got {method!r}.")
-    stages = stages_of(network) if method == "cascade" and coarse is None else None
-    if method == "cascade" and coarse is None and stages is None:
-        raise ValueError(
-            f"review method 'cascade' needs a cascade network (forward_stages, as R2MF-Net's); "
-            f"{type(network).__name__} has none: use review_method 'flip' or 'mask'."
-        )
+    stages = None
+    if method == "cascade" and coarse is None:
+        stages = stages_of(network)
+        if stages is None:
+            raise ValueError(
+                f"review method 'cascade' needs a cascade network (forward_stages, as R2MF-Net's); "
+                f"{type(network).__name__} has none: use review_method 'flip' or 'mask'."
+            )
     was_training = network.training
     network.eval()
     try:
-        if method == "cascade" and coarse is None:
+        if stages is not None:
             fine_logits, coarse_logits = stages(image)
             base, coarse = torch.sigmoid(fine_logits.float()), torch.sigmoid(coarse_logits.float())
         if base is None:

@@ -123,6 +123,16 @@ def _plain(x: torch.Tensor) -> torch.Tensor:
     return x.as_tensor() if isinstance(x, MetaTensor) else x
 
 
+def _like_input(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``out`` as a convolution on ``x`` gives it: a MetaTensor with ``x``'s metadata and applied operations when ``x``
+    is one (Invertd uses them), else ``out`` itself."""
+    if not isinstance(x, MetaTensor):
+        return out
+    wrapped = MetaTensor(out, meta=x.meta, applied_operations=x.applied_operations)
+    wrapped.is_batch = x.is_batch
+    return wrapped
+
+
 def _structural_copy(module: nn.Module) -> nn.Module:
     """A copy of ``module`` whose modules and parameter objects are new but whose tensors are shared.
 
@@ -330,15 +340,19 @@ class FastInferenceNetwork(nn.Module):
 
         return autocast_forward
 
-    def _run(self, key: str, x: torch.Tensor) -> torch.Tensor:
-        if key not in self._cache:
-            channels_last = self._use_channels_last(x)
-            if "module" not in self._cache:
-                self._cache["module"] = self._prepared_module(channels_last)
-                self._cache["channels_last"] = channels_last
-            self._cache[key] = self._runner(self._cache["module"], x, bf16=key == "bf16")
+    def _module_for(self, x: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
+        """The prepared copy (built at the first call) and ``x`` in its memory format."""
+        if "module" not in self._cache:
+            self._cache["channels_last"] = self._use_channels_last(x)
+            self._cache["module"] = self._prepared_module(self._cache["channels_last"])
         if self._cache["channels_last"]:
             x = x.contiguous(memory_format=torch.channels_last)
+        return self._cache["module"], x
+
+    def _run(self, key: str, x: torch.Tensor) -> torch.Tensor:
+        module, x = self._module_for(x)
+        if key not in self._cache:
+            self._cache[key] = self._runner(module, x, bf16=key == "bf16")
         out = self._cache[key](x)
         return out.float().contiguous()
 
@@ -391,11 +405,7 @@ class FastInferenceNetwork(nn.Module):
         plain = _plain(x)
         with torch.no_grad():
             out = self._select(plain) if self.selected_precision is None else self._run(self.selected_precision, plain)
-        if isinstance(x, MetaTensor):
-            # what a convolution on a MetaTensor gives: the input's metadata and applied operations (Invertd uses them)
-            out = MetaTensor(out, meta=x.meta, applied_operations=x.applied_operations)
-            out.is_batch = x.is_batch
-        return out
+        return _like_input(out, x)
 
     def forward_stages(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Both stages of a cascade network in one pass: ``(fine, coarse)`` logits, the fine ones those
@@ -424,23 +434,11 @@ class FastInferenceNetwork(nn.Module):
                 else:
                     self.selected_precision = "bf16" if self.precision == "bf16" else "fp32"
             fine, coarse = self._run_stages(self.selected_precision or "fp32", plain)
-        if isinstance(x, MetaTensor):
-            wrapped = []
-            for out in (fine, coarse):
-                out = MetaTensor(out, meta=x.meta, applied_operations=x.applied_operations)
-                out.is_batch = x.is_batch
-                wrapped.append(out)
-            fine, coarse = wrapped
-        return fine, coarse
+        return _like_input(fine, x), _like_input(coarse, x)
 
     def _run_stages(self, precision: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`_run` for ``forward_stages``: the prepared eager copy (float32 islands under bfloat16)."""
-        if "module" not in self._cache:
-            self._cache["channels_last"] = self._use_channels_last(x)
-            self._cache["module"] = self._prepared_module(self._cache["channels_last"])
-        net = self._cache["module"]
-        if self._cache["channels_last"]:
-            x = x.contiguous(memory_format=torch.channels_last)
+        net, x = self._module_for(x)
         if precision != "bf16":
             fine, coarse = net.forward_stages(x)
         else:
