@@ -173,6 +173,7 @@ def measure(
     sacrum_mm: float = 75.0,
     view: str = "coronal",
     lowest_level: str = "auto",
+    film_weight: float | None = None,
 ) -> Any:
     """Scoliosis measurements (curves, Cobb angles, flexibility, Lenke type) from masks: a JSON report and a figure.
 
@@ -181,7 +182,8 @@ def measure(
             ``left_bending``, ``right_bending`` (one report per patient).
         output: folder for the JSON reports and figures; defaults to ``measurements/`` beside the masks.
         spacing: pixel spacing in mm where the files do not carry it (PNG); otherwise lengths are in pixels.
-        images: the radiographs (file or folder, same stems) to draw under the masks; DICOM ones give the spacing.
+        images: the radiographs (file or folder, same stems) to draw under the masks; DICOM ones give the spacing,
+            and a smooth mask's curves are read with the endplates seen on its film.
         orientation: display convention: ``PA`` (image right = patient right), ``AP`` (radiological) or ``auto``
             (from the bending views' trunk lean).
         min_cobb: smallest Cobb angle reported, degrees.
@@ -190,9 +192,12 @@ def measure(
             Lenke type), ``left_bending`` or ``right_bending``.
         lowest_level: where the masks end: ``auto`` (an outline built from vertebra corners and cut square at the
             bottom ends at L5, as landmarks2mask makes them), ``S`` (sacrum included) or ``L5``.
+        film_weight: the film's weight in a smooth mask's tilt profile, in [0, 1]; ``0`` reads the masks alone.
+            Defaults to ``FILM_WEIGHT`` (0.5).
     """
     import logging
 
+    from r2mf_monai.measure.film_tilt import FILM_WEIGHT
     from r2mf_monai.measure.report import measure_path
 
     # where the reports went, and which mask was not measured and why (a no-op when logging is already set up); a
@@ -209,6 +214,7 @@ def measure(
         sacrum_mm=sacrum_mm,
         view=view,
         lowest_level=lowest_level,
+        film_weight=FILM_WEIGHT if film_weight is None else float(film_weight),
     )
 
 
@@ -389,6 +395,7 @@ def evaluate_landmarks(
     network_def: dict | None = None,
     overrides: dict | None = None,
     device: str | None = None,
+    film_weight: float | None = None,
 ) -> str:
     """Evaluate on AASCE 2019 / SpineWeb dataset 16 films: Cobb from the ground-truth columns and from the bundle's
     predicted masks against the dataset's angles (main-curve MAE, SMAPE), Dice and HD95 within the landmark rows.
@@ -420,11 +427,14 @@ def evaluate_landmarks(
         overrides: other bundle keys, e.g. ``'{"precision": "fp32", "review": false}'``: plain values only (no
             ``$`` expression, ``@`` reference, ``%`` macro or ``_target_``), keys that inference.json has.
         device: ``cpu``, ``cuda`` or ``cuda:N``.
+        film_weight: the film's weight in a predicted mask's tilt profile (``r2mf_monai.measure.film_tilt``); ``0``
+            reads the mask alone. Defaults to ``FILM_WEIGHT`` (0.5).
     """
     import shlex
 
     from r2mf_monai.experiments.public_benchmark import evaluate_landmarks as run
     from r2mf_monai.inference.workflow import check_overrides, parse_device
+    from r2mf_monai.measure.film_tilt import FILM_WEIGHT
     from r2mf_monai.utils import ensure_bool
 
     skip_inference = ensure_bool("--skip_inference", skip_inference)
@@ -454,6 +464,7 @@ def evaluate_landmarks(
         overrides=overrides,
         device=device,
         command=shlex.join(["r2mf-monai", *sys.argv[1:]]),
+        film_weight=FILM_WEIGHT if film_weight is None else float(film_weight),
     )
     return output_dir
 

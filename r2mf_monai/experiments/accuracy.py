@@ -42,8 +42,10 @@ from tqdm import tqdm
 
 from r2mf_monai.constants import VERTEBRAE, VIEWS
 from r2mf_monai.measure.cobb import SRS_SCOLIOSIS_DEG
+from r2mf_monai.measure.film_tilt import FILM_WEIGHT
 from r2mf_monai.measure.lenke import STRUCTURAL_RESIDUAL_DEG, lenke_curve_type
 from r2mf_monai.measure.levels import LevelModel
+from r2mf_monai.measure.readers import read_image
 from r2mf_monai.measure.report import measure_study, read_mask
 from r2mf_monai.outputs.atomic import write_json, write_text
 
@@ -93,12 +95,18 @@ def _level_distance(a: str, b: str) -> int:
 
 
 def evaluate(
-    data: Path, split: str = "test", sacrum_mm: float = 75.0, min_cobb: float = 5.0, masks_dir: Path | None = None
+    data: Path,
+    split: str = "test",
+    sacrum_mm: float = 75.0,
+    min_cobb: float = 5.0,
+    masks_dir: Path | None = None,
+    film_weight: float = FILM_WEIGHT,
 ) -> dict:
     """Measure the masks of ``split`` and compare them with ``ground_truth.json``.
 
     The ground-truth masks by default; with ``masks_dir``, predicted masks named ``<patient>_<view>_mask.png`` (as
-    ``r2mf-monai infer`` writes them, on each input's own grid).
+    ``r2mf-monai infer`` writes them, on each input's own grid), measured with their films as ``r2mf-monai infer``
+    measures them (``film_weight``, :mod:`r2mf_monai.measure.film_tilt`; ``0`` reads the masks alone).
     """
     gt = json.loads((data / "ground_truth.json").read_text(encoding="utf-8"))
     patients = {k: v for k, v in gt["patients"].items() if v["split"] == split}
@@ -107,13 +115,23 @@ def evaluate(
     levels = LevelModel(sacrum_mm=sacrum_mm)
     rows = []
     for pid, p in tqdm(sorted(patients.items()), desc="measure"):
-        masks, spacing = {}, {}
+        masks, spacing, films = {}, {}, {}
         for view in VIEWS:
             v = p["views"][view]
             path = data / v["label"] if masks_dir is None else masks_dir / f"{pid}_{view}_mask.png"
             masks[view], _, _ = read_mask(path)
             spacing[view] = v.get("pixel_spacing")
-        report = measure_study(masks, spacing=spacing, patient_id=pid, min_cobb=min_cobb, levels=levels)
+            if masks_dir is not None and film_weight > 0:
+                films[view] = read_image(data / v["image"])[0]
+        report = measure_study(
+            masks,
+            spacing=spacing,
+            patient_id=pid,
+            min_cobb=min_cobb,
+            levels=levels,
+            images=films,
+            film_weight=film_weight,
+        )
         if report.not_measured:  # every view is compared with its truth: a view not measured ends the study
             view, why = next(iter(report.not_measured.items()))
             raise ValueError(f"{pid} {view} not measured: {why}")
@@ -189,7 +207,13 @@ def evaluate(
         "data": str(data),
         "split": split,
         "patients": len(rows),
-        "parameters": {"sacrum_mm": sacrum_mm, "min_cobb_deg": min_cobb, "level_model": levels.to_dict()},
+        "parameters": {
+            "sacrum_mm": sacrum_mm,
+            "min_cobb_deg": min_cobb,
+            "level_model": levels.to_dict(),
+            # the films are read for predicted masks only: the ground-truth masks are the generator's own columns
+            "film_weight": film_weight if masks_dir is not None else 0.0,
+        },
         "metrics": metrics,
         "per_patient": rows,
     }
@@ -256,6 +280,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--min-cobb", type=float, default=5.0)
     ap.add_argument("--output", type=Path, default=None, help="output stem; defaults to DATA/measure_accuracy")
     ap.add_argument("--masks", type=Path, default=None, help="predicted masks (r2mf-monai infer output) to measure")
+    ap.add_argument(
+        "--film-weight",
+        type=float,
+        default=FILM_WEIGHT,
+        help="the film's weight in a predicted mask's tilt profile (0: the masks alone)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not (args.data / "ground_truth.json").is_file():
@@ -264,7 +294,12 @@ def main(argv: list[str] | None = None) -> dict:
         logger.info("generating %d patients into %s", args.patients, args.data)
         synthesize_dataset(args.data, patients=args.patients, seed=args.seed, scale=args.scale, workers=args.workers)
     result = evaluate(
-        args.data, split=args.split, sacrum_mm=args.sacrum_mm, min_cobb=args.min_cobb, masks_dir=args.masks
+        args.data,
+        split=args.split,
+        sacrum_mm=args.sacrum_mm,
+        min_cobb=args.min_cobb,
+        masks_dir=args.masks,
+        film_weight=args.film_weight,
     )
     result["masks"] = "ground truth" if args.masks is None else str(args.masks)
     command = "python scripts/measure_accuracy.py " + " ".join(sys.argv[1:] if argv is None else argv)

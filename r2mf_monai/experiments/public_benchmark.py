@@ -61,6 +61,8 @@ from r2mf_monai.data.landmarks import (
     read_mat_landmarks,
 )
 from r2mf_monai.measure import LevelModel, ViewMeasurement, measure_mask
+from r2mf_monai.measure.film_tilt import FILM_WEIGHT
+from r2mf_monai.measure.readers import read_image
 from r2mf_monai.outputs.atomic import atomic_write
 from r2mf_monai.outputs.save_segmentation import output_stem
 
@@ -253,7 +255,7 @@ def aasce_angles(view: ViewMeasurement, image_height: int | None = None) -> tupl
         return 0.0, 0.0, 0.0
     keep = c.fraction <= view.levels.s1_endplate + 1e-9
     n = max(int(np.count_nonzero(keep)), 2)
-    t, pts = c.tangent_deg[:n], c.points[:n]
+    t, pts = view.tilt_deg[:n], c.points[:n]
     u = int(np.clip(min(main.upper_index, main.lower_index), 0, n - 1))
     low = int(np.clip(max(main.upper_index, main.lower_index), 0, n - 1))
     # which side of the chord from the first to the last point each point lies on (> 1 px away)
@@ -383,9 +385,18 @@ def column_rows_found(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
     return found / total, missed_top / total
 
 
-def _measure(mask: np.ndarray, levels: LevelModel, min_cobb: float) -> tuple[ViewMeasurement | None, str | None]:
+def _measure(
+    mask: np.ndarray,
+    levels: LevelModel,
+    min_cobb: float,
+    image: np.ndarray | None = None,
+    film_weight: float = FILM_WEIGHT,
+) -> tuple[ViewMeasurement | None, str | None]:
     try:
-        return measure_mask(mask, view="coronal", min_cobb=min_cobb, levels=levels), None
+        view = measure_mask(
+            mask, view="coronal", min_cobb=min_cobb, levels=levels, image=image, film_weight=film_weight
+        )
+        return view, None
     except ValueError as e:
         return None, str(e)
 
@@ -395,13 +406,21 @@ def _angles(view: ViewMeasurement | None, height: int) -> np.ndarray:
     return np.zeros(3) if view is None else np.asarray(aasce_angles(view, height))
 
 
-def evaluate_film(film: Film, pred_mask: np.ndarray | None, min_cobb: float = 5.0) -> tuple[dict, dict]:
+def evaluate_film(
+    film: Film, pred_mask: np.ndarray | None, min_cobb: float = 5.0, film_weight: float = FILM_WEIGHT
+) -> tuple[dict, dict]:
     """Measurements and errors of one film.
+
+    The predicted mask is measured with its film, as ``r2mf-monai infer`` measures it (the film read as
+    :func:`r2mf_monai.measure.readers.read_image` reads it for the report); the ground-truth columns are read from
+    their outline's corners.
 
     Args:
         film: the film.
         pred_mask: the predicted (H, W) mask (nonzero = column), or ``None`` (ground truth only).
         min_cobb: smallest curve measured, degrees. Defaults to ``5.0``.
+        film_weight: the film's weight in the predicted mask's tilt profile (:mod:`r2mf_monai.measure.film_tilt`);
+            ``0`` reads the mask alone. Defaults to :data:`r2mf_monai.measure.film_tilt.FILM_WEIGHT`.
 
     Returns:
         ``(row, extra)``: the per-film record (JSON-ready) and what the contact sheet draws (masks, centrelines).
@@ -435,7 +454,8 @@ def evaluate_film(film: Film, pred_mask: np.ndarray | None, min_cobb: float = 5.
     pred = np.asarray(pred_mask) > 0
     if pred.shape != (h, w):
         raise ValueError(f"predicted mask of '{film.name}' is {pred.shape}, the film is {(h, w)}.")
-    pred_view, pred_error = _measure(pred, LevelModel(), min_cobb)  # the model's mask runs on to the sacrum
+    image = read_image(film.image)[0] if film_weight > 0 else None
+    pred_view, pred_error = _measure(pred, LevelModel(), min_cobb, image, film_weight)  # it runs on to the sacrum
     pred_angles = _angles(pred_view, h)
     dice, hd95 = _overlap_metrics(pred[r0:r1], gt[r0:r1])
     found, missed_top = column_rows_found(pred, gt)
@@ -759,6 +779,7 @@ def evaluate_landmarks(
     overrides: Mapping[str, Any] | None = None,
     device: str | None = None,
     command: str | None = None,
+    film_weight: float = FILM_WEIGHT,
 ) -> dict:
     """Evaluate the measurement (on ground-truth columns) and the bundle (on its predicted masks) on AASCE films.
 
@@ -823,7 +844,7 @@ def evaluate_landmarks(
     rows: list[dict] = []
     centrelines: list[dict] = []  # the masks are rebuilt for the few films drawn, the centrelines are kept
     for film in tqdm(films, desc="evaluate", unit="film"):
-        row, extra = evaluate_film(film, predicted(film), min_cobb=min_cobb)
+        row, extra = evaluate_film(film, predicted(film), min_cobb=min_cobb, film_weight=film_weight)
         if film.name in review:
             row["review_score"], row["review_flag"] = round(review[film.name][0], 5), review[film.name][1]
         rows.append(row)
@@ -841,6 +862,7 @@ def evaluate_landmarks(
         "model": None if pred_dir is None or predictions is not None else (model or "the bundle's models/model.pt"),
         "bundle_overrides": {"image_size": image_size, "network_def": network_def, **dict(overrides or {})},
         "min_cobb_deg": min_cobb,
+        "film_weight": film_weight,
         "angles": "main = angles.csv's first column (the largest curve), then the second and third columns "
         "(see r2mf_monai.experiments.public_benchmark)",
         "units": "degrees; HD95 in pixels of the film",
@@ -890,6 +912,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--network_def", type=json.loads, default=None, help="a whole network_def as JSON")
     parser.add_argument("--overrides", type=json.loads, default=None, help="other bundle keys as a JSON object")
     parser.add_argument("--device", default=None)
+    parser.add_argument(
+        "--film_weight",
+        type=float,
+        default=FILM_WEIGHT,
+        help=f"the film's weight in a predicted mask's tilt profile (default {FILM_WEIGHT}; 0 reads the mask alone)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     command = shlex.join(["python", "scripts/evaluate_landmarks.py", *(sys.argv[1:] if argv is None else argv)])

@@ -45,6 +45,7 @@ from r2mf_monai.measure.centreline import (
     parse_spacing,
 )
 from r2mf_monai.measure.endplates import FIT_PX, NOTCH_PX, VertebraFit, detect_lowest_level, fit_vertebrae
+from r2mf_monai.measure.film_tilt import FILM_WEIGHT, blend_tilts, film_tilts
 from r2mf_monai.measure.levels import REGION_ABBREVIATIONS, REGIONS, LevelModel, region_of
 
 __all__ = [
@@ -189,6 +190,9 @@ class ViewMeasurement:
         lowest_level: where the mask ends: ``"S"`` (sacrum included) or ``"L5"``.
         vertebrae: the vertebrae read from the outline's notches (masks built from vertebra corners that end at L5),
             whose tilts gave the curves; ``None`` when the curves come from the centreline's tangent.
+        film_tilt_deg: (N,) the tilt profile the curves were read from when the film was at hand: the centreline's
+            tangent blended with the endplate tilt read from the film (:mod:`.film_tilt`); ``None`` when the curves
+            come from the tangent alone (or from :attr:`vertebrae`).
     """
 
     curves: list[Curve]
@@ -205,6 +209,15 @@ class ViewMeasurement:
     notes: list[str] = field(default_factory=list)
     lowest_level: str = "S"
     vertebrae: VertebraFit | None = None
+    film_tilt_deg: np.ndarray | None = None
+
+    @property
+    def tilt_deg(self) -> np.ndarray | None:
+        """(N,) the tilt profile along the centreline that the curves were read from: :attr:`film_tilt_deg` when the
+        film was read, else the centreline's tangent; ``None`` without a centreline."""
+        if self.film_tilt_deg is not None:
+            return self.film_tilt_deg
+        return None if self.centreline is None else self.centreline.tangent_deg
 
     def regional_cobb(self) -> dict[str, float]:
         """Cobb angle (degrees) of the largest curve of each Lenke region by apex, ``{"PT": .., "MT": .., "TL/L": ..}``;
@@ -225,11 +238,12 @@ class ViewMeasurement:
         return out
 
     def turning_between(self, upper_fraction: float, lower_fraction: float) -> float | None:
-        """Tangent turning (degrees, lower minus upper) between two fractions of the column, ``None`` without a
-        centreline. Used to read a bending view's Cobb angle between another view's end levels."""
+        """Turning of the tilt profile (:attr:`tilt_deg`; degrees, lower minus upper) between two fractions of the
+        column, ``None`` without a centreline. Used to read a bending view's Cobb angle between another view's end
+        levels."""
         if self.centreline is None:
             return None
-        t = self.centreline.tangent_deg
+        t = self.tilt_deg
         return float(t[self.centreline.index_at(lower_fraction)] - t[self.centreline.index_at(upper_fraction)])
 
     def to_dict(self) -> dict:
@@ -247,7 +261,9 @@ class ViewMeasurement:
             "trunk_lean_deg": None if self.lean_deg is None else round(float(self.lean_deg), 1),
             "min_cobb_deg": self.min_cobb,
             "lowest_level": self.lowest_level,
-            "cobb_source": "centreline_tangent" if self.vertebrae is None else "vertebra_tilts",
+            "cobb_source": "vertebra_tilts"
+            if self.vertebrae is not None
+            else ("centreline_tangent_and_film" if self.film_tilt_deg is not None else "centreline_tangent"),
             "regional_cobb_deg": {k: round(v, 1) for k, v in self.regional_cobb().items()},
             "vertebra_tilts_deg": None
             if self.vertebrae is None
@@ -329,6 +345,7 @@ def find_curves(
     min_cobb: float = 5.0,
     levels: LevelModel | None = None,
     csvl_col: float | None = None,
+    tilt_deg: np.ndarray | None = None,
 ) -> list[Curve]:
     """Curves of a centreline: stretches between tangent extremes whose Cobb angle is at least ``min_cobb``.
 
@@ -338,6 +355,8 @@ def find_curves(
             (half the Scoliosis Research Society's 10 degree threshold for scoliosis).
         levels: the level model. Defaults to ``LevelModel()``.
         csvl_col: column (pixels) of the centre sacral vertical line; defaults to the bottom of the centreline.
+        tilt_deg: (N,) tilt profile to read the curves from instead of the tangent (the film's blend, see
+            :mod:`.film_tilt`); defaults to ``centreline.tangent_deg``.
 
     Returns:
         the curves, top to bottom.
@@ -346,7 +365,9 @@ def find_curves(
     spacing = np.asarray(centreline.spacing if centreline.spacing is not None else (1.0, 1.0))
     pts_mm = centreline.points * spacing[None, :]
     frac = centreline.fraction
-    t = centreline.tangent_deg
+    t = centreline.tangent_deg if tilt_deg is None else np.asarray(tilt_deg, dtype=float)
+    if t.shape != centreline.tangent_deg.shape:
+        raise ValueError(f"tilt_deg has {t.shape[0]} points, the centreline {len(centreline.tangent_deg)}.")
     csvl = float(centreline.points[-1, 1]) if csvl_col is None else float(csvl_col)
     # Cobb lines lie on vertebral endplates: the lowest is the upper endplate of S1, so the sacrum below it (which the
     # masks include, paper section 4.1) bounds no curve
@@ -478,9 +499,11 @@ def measure_centreline(
     levels: LevelModel | None = None,
     shape: tuple[int, int] | None = None,
     vertebrae: VertebraFit | None = None,
+    film_tilt_deg: np.ndarray | None = None,
 ) -> ViewMeasurement:
     """All measurements of one view from its centreline (see :func:`measure_mask`); with ``vertebrae`` the curves
-    come from their tilts (:func:`find_vertebra_curves`)."""
+    come from their tilts (:func:`find_vertebra_curves`), with ``film_tilt_deg`` (the tangent blended with the
+    film's endplate tilt, :mod:`.film_tilt`) from that profile instead of the tangent."""
     if not min_cobb > 0:
         raise ValueError(f"min_cobb must be > 0 degrees, got {min_cobb}.")
     levels = LevelModel() if levels is None else levels
@@ -493,7 +516,7 @@ def measure_centreline(
     if vertebrae is not None:
         curves = find_vertebra_curves(vertebrae, centreline, min_cobb=min_cobb, csvl_col=csvl)
     else:
-        curves = find_curves(centreline, min_cobb=min_cobb, levels=levels, csvl_col=csvl)
+        curves = find_curves(centreline, min_cobb=min_cobb, levels=levels, csvl_col=csvl, tilt_deg=film_tilt_deg)
     d = (pts[0] - pts[-1]) * spacing
     lean = float(np.degrees(np.arctan2(d[1], -d[0])))
     return ViewMeasurement(
@@ -510,6 +533,7 @@ def measure_centreline(
         min_cobb=float(min_cobb),
         lowest_level="L5" if levels.sacrum_mm == 0 else "S",
         vertebrae=vertebrae,
+        film_tilt_deg=None if vertebrae is not None or film_tilt_deg is None else np.asarray(film_tilt_deg, float),
     )
 
 
@@ -566,6 +590,8 @@ def measure_mask(
     smoothing: float = 0.1,
     levels: LevelModel | None = None,
     lowest_level: str = "auto",
+    image: np.ndarray | None = None,
+    film_weight: float = FILM_WEIGHT,
 ) -> ViewMeasurement:
     """Curves, Cobb angles, levels and apex deviations of one spinal-column mask.
 
@@ -579,6 +605,8 @@ def measure_mask(
     ``lowest_level="L5"`` does; told so, a notched outline is read for vertebrae when its fit is close
     (:data:`.endplates.FIT_PX`) or, failing that, when it has no more vertices than its vertebrae have corners
     (:attr:`.endplates.VertebraFit.outline_vertices`: a vertebra jutting out of line spoils the fit, not the polygon).
+    A smooth mask given its film (``image``) is read from the tangent blended with the endplate tilt seen on the film
+    (:mod:`.film_tilt`), the tangent alone without it.
 
     Args:
         mask: (H, W) array, row 0 at the top (the head); values > 0.5 are the column.
@@ -589,6 +617,10 @@ def measure_mask(
         levels: the vertebral level model. Defaults to ``LevelModel()`` (T1 to the bottom of the sacrum); a mask that
             ends at L5 uses the same model without sacrum.
         lowest_level: where the mask ends, one of :data:`LOWEST_LEVELS`. Defaults to ``"auto"``.
+        image: the film the mask was drawn on, (H, W) (or an RGB picture of it) on the mask's grid; ``None`` reads
+            the mask alone.
+        film_weight: the film reading's weight in the tilt profile (:func:`.film_tilt.blend_tilts`); ``0`` reads the
+            tangent alone. Defaults to :data:`.film_tilt.FILM_WEIGHT`.
 
     Returns:
         the :class:`ViewMeasurement`.
@@ -597,13 +629,18 @@ def measure_mask(
         MaskNotMeasurableError: (a :class:`ValueError`) for a mask that carries no measurable column, with the reason:
             empty, a fragment shorter than :data:`MIN_LENGTH_WIDTHS` widths, a centreline turning by more than
             :data:`MAX_TURN_DEG`.
-        ValueError: for a mask that is not 2-D, or a bad ``spacing``, ``min_cobb``, ``smoothing`` or ``lowest_level``.
+        ValueError: for a mask that is not 2-D, or a bad ``spacing``, ``min_cobb``, ``smoothing``, ``lowest_level``,
+            ``film_weight``, or an ``image`` whose shape is not the mask's.
     """
     if lowest_level not in LOWEST_LEVELS:
         raise ValueError(f"lowest_level must be one of {LOWEST_LEVELS}, got {lowest_level!r}.")
     if not 0 < smoothing < 1:
         raise ValueError(f"smoothing must be a fraction of the column length in (0, 1), got {smoothing}.")
+    if not 0.0 <= film_weight <= 1.0:
+        raise ValueError(f"film_weight must be in [0, 1], got {film_weight}.")
     arr = np.asarray(mask)
+    if image is not None and np.shape(image)[:2] != arr.shape[:2]:
+        raise ValueError(f"the film has shape {np.shape(image)} but its mask {arr.shape}: they must share one grid.")
     sp = parse_spacing(spacing)
     fg = binarize_mask(arr)
     centreline = _centreline(fg, sp, smoothing)
@@ -639,8 +676,19 @@ def measure_mask(
     _check_column(centreline, source="the mask" if view is None else f"the {view} mask")
     if end == "L5" and levels.sacrum_mm > 0:
         levels = LevelModel(top=levels.top, sacrum_mm=0.0)
+    film_deg = None
+    if vertebrae is None and image is not None and film_weight > 0:
+        # one vertebra and its disc: the column down to S1's endplate over the vertebrae above it
+        pitch = levels.s1_endplate * centreline.length / len(levels.vertebrae)
+        film_deg = blend_tilts(centreline.tangent_deg, film_tilts(image, centreline, pitch), film_weight)
     vm = measure_centreline(
-        centreline, view=view, min_cobb=min_cobb, levels=levels, shape=tuple(arr.shape[:2]), vertebrae=vertebrae
+        centreline,
+        view=view,
+        min_cobb=min_cobb,
+        levels=levels,
+        shape=tuple(arr.shape[:2]),
+        vertebrae=vertebrae,
+        film_tilt_deg=film_deg,
     )
     if vm_note is not None:
         vm.notes.append(vm_note)

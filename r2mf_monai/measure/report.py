@@ -36,6 +36,7 @@ import numpy as np
 
 from r2mf_monai.constants import VIEWS
 from r2mf_monai.measure.centreline import parse_spacing
+from r2mf_monai.measure.film_tilt import FILM_WEIGHT
 from r2mf_monai.measure.levels import LevelModel
 from r2mf_monai.measure.readers import MASK_SUFFIXES, mask_files, read_image, read_mask, stem
 from r2mf_monai.measure.study import StudyReport, measure_study
@@ -134,6 +135,7 @@ def measure_path(
     view: str = "coronal",
     lowest_level: str = "auto",
     sub_folders: bool = True,
+    film_weight: float = FILM_WEIGHT,
 ) -> dict[str, dict[str, str]]:
     """Measure a mask file or a folder of masks and write one report (JSON + PNG) per patient.
 
@@ -146,7 +148,8 @@ def measure_path(
         spacing: pixel spacing in mm for files that do not carry one (DICOM and NIfTI masks carry theirs); ``None``
             measures such files in pixels.
         images: the matching radiograph file or folder (same stems), drawn under the masks in the figure; a DICOM
-            radiograph also supplies the pixel spacing when the mask has none.
+            radiograph also supplies the pixel spacing when the mask has none, and a smooth mask's curves are read
+            with the endplates seen on its film (:mod:`.film_tilt`).
         orientation: display convention ``"PA"``, ``"AP"`` or ``"auto"``. Defaults to ``"auto"``; a DICOM mask's
             PatientOrientation, when present, decides it.
         min_cobb: smallest Cobb angle reported, in degrees. Defaults to ``5.0``.
@@ -163,6 +166,8 @@ def measure_path(
             reports of ``OUT/a`` go to ``output/a``, its radiographs are looked up in ``images/a``, and its patients
             are keyed ``a/<patient>``. Report folders (``output``, ``measurements``) are never searched. Defaults to
             ``True``.
+        film_weight: the film's weight in a smooth mask's tilt profile (:func:`.film_tilt.blend_tilts`); ``0`` reads
+            the masks alone. Defaults to :data:`.film_tilt.FILM_WEIGHT`.
 
     Returns:
         patient -> ``{"report": ..., "figure": ..., "summary": ...}``.
@@ -185,6 +190,7 @@ def measure_path(
         settings = {
             "spacing": spacing, "orientation": orientation, "min_cobb": min_cobb, "smoothing": smoothing,
             "sacrum_mm": sacrum_mm, "figure": figure, "view": view, "lowest_level": lowest_level,
+            "film_weight": film_weight,
         }  # fmt: skip
         return _measure_sub_folders(src, nested, output, images, settings)
     img_root = None if images is None else Path(images)
@@ -259,6 +265,8 @@ def measure_path(
             sources=sources,
             lowest_level=lowest_level,
             refused=refused,
+            images=shown,
+            film_weight=film_weight,
         )
         for name, why in report.not_measured.items():
             logger.warning("%s not measured: %s", sources[name], why)

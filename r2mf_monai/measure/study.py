@@ -25,6 +25,7 @@ import numpy as np
 from r2mf_monai import __version__
 from r2mf_monai.measure.centreline import MaskNotMeasurableError
 from r2mf_monai.measure.cobb import ViewMeasurement, measure_mask
+from r2mf_monai.measure.film_tilt import FILM_WEIGHT
 from r2mf_monai.measure.lenke import STRUCTURAL_RESIDUAL_DEG, LenkeClassification, classify_lenke
 from r2mf_monai.measure.levels import LevelModel
 from r2mf_monai.measure.plausibility import check_spine_mask
@@ -107,6 +108,8 @@ def measure_study(
     sources: Mapping[str, str] | None = None,
     lowest_level: str = "auto",
     refused: Mapping[str, str] | None = None,
+    images: Mapping[str, np.ndarray] | None = None,
+    film_weight: float = FILM_WEIGHT,
 ) -> StudyReport:
     """Measure every view of one patient and classify the curves (Lenke) when the coronal view is there.
 
@@ -125,6 +128,11 @@ def measure_study(
             :func:`.cobb.measure_mask`). Defaults to ``"auto"``.
         refused: view -> why it is not measured at all (e.g. the inference's "no spine found" verdict, with the
             network's confidence and the DICOM header behind it); such a view is reported as not measured.
+        images: view -> the film the mask was drawn on, on the mask's grid: a smooth mask's curves are then read from
+            its tangent blended with the endplates seen on the film (:mod:`.film_tilt`); views without a film are
+            read from the mask alone.
+        film_weight: the film's weight in that blend; ``0`` reads every mask alone. Defaults to
+            :data:`.film_tilt.FILM_WEIGHT`.
 
     A view whose mask carries no measurable column (:class:`.centreline.MaskNotMeasurableError`: empty, a fragment,
     a looping centreline) or no plausible spine (:func:`.plausibility.check_spine_mask` by shape: one elongated,
@@ -162,6 +170,8 @@ def measure_study(
                 smoothing=smoothing,
                 levels=levels,
                 lowest_level=lowest_level,
+                image=(images or {}).get(name),
+                film_weight=film_weight,
             )
         except MaskNotMeasurableError as err:
             not_measured[name] = str(err)
@@ -179,6 +189,14 @@ def measure_study(
         "centreline: mid-line of the mask smoothed over "
         f"{smoothing:.0%} of the column length; Cobb angles from its tangent, not from individual endplates, except "
         "on masks built from vertebra corners, whose endplates are read from the outline's notches",
+        *(
+            [
+                f"where the film was at hand, the tangent blended ({film_weight:.0%} film) with the endplate tilt read "
+                "from the film's edges along the column, one vertebra-tall window at a time"
+            ]
+            if any(v.film_tilt_deg is not None for v in views.values())
+            else []
+        ),
         "vertebral levels estimated from the column's arc length in typical vertebral-height proportions "
         f"({levels.top} to the bottom of a {levels.sacrum_mm:.0f} mm sacrum, or to L5 for masks that end there); "
         "labels may be off by about one level",

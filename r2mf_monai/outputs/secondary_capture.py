@@ -95,7 +95,10 @@ def measurement_summary(
 
 
 def measure_for_capture(
-    mask: np.ndarray, spacing: float | tuple[float, float] | None = None, min_cobb: float = 5.0
+    mask: np.ndarray,
+    spacing: float | tuple[float, float] | None = None,
+    min_cobb: float = 5.0,
+    image: np.ndarray | None = None,
 ) -> tuple[ViewMeasurement | None, str | None]:
     """Measure one view's mask for its Secondary Capture; a mask that cannot be measured gives its reason instead.
 
@@ -103,13 +106,15 @@ def measure_for_capture(
         mask: (H, W) mask, row 0 at the top; foreground where ``> 0.5``.
         spacing: the film's pixel spacing in mm (one number or ``(row, column)``); ``None`` measures in pixels.
         min_cobb: smallest Cobb angle reported, degrees. Defaults to ``5.0``.
+        image: the film on the mask's grid: a smooth mask's curves are then read with the endplates seen on it
+            (:mod:`r2mf_monai.measure.film_tilt`), as the JSON report reads them; ``None`` reads the mask alone.
 
     Returns:
         ``(measurement, None)``, or ``(None, reason)`` for a mask that carries no measurable column
         (:class:`~r2mf_monai.measure.centreline.MaskNotMeasurableError`: empty, a fragment, a looping centreline).
     """
     try:
-        return measure_mask(mask, spacing=spacing, min_cobb=min_cobb), None
+        return measure_mask(mask, spacing=spacing, min_cobb=min_cobb, image=image), None
     except MaskNotMeasurableError as e:
         return None, str(e)
 
@@ -322,7 +327,7 @@ def write_secondary_capture(
         raise ValueError(f"image of shape {tuple(image.shape)} and mask of shape {tuple(mask.shape)} of DICOM source "
                          f"{name!r} are not on one grid.")  # fmt: skip
     if measurement is None and measure:
-        measurement, reason = measure_for_capture(mask, spacing=spacing, min_cobb=min_cobb)
+        measurement, reason = measure_for_capture(mask, spacing=spacing, min_cobb=min_cobb, image=image)
     picture = burn_in_measurement(
         image, mask, measurement, reason=reason, max_height=max_height, **dict(overlay_kwargs or {})
     )

@@ -87,7 +87,21 @@ def test_predicted_masks_are_measured_like_the_ground_truth(data: Path, tmp_path
         if patient["split"] == "test":
             for view in VIEWS:
                 shutil.copy(data / patient["views"][view]["label"], tmp_path / f"{pid}_{view}_mask.png")
-    assert evaluate(data, masks_dir=tmp_path)["metrics"] == evaluate(data)["metrics"]
+    assert evaluate(data, masks_dir=tmp_path, film_weight=0.0)["metrics"] == evaluate(data)["metrics"]
+
+
+def test_predicted_masks_are_measured_with_their_films(data: Path, tmp_path: Path) -> None:
+    """As ``r2mf-monai infer`` measures them: the film's endplates join the tangent (film_tilt); the ground-truth
+    masks are read alone."""
+    truth = json.loads((data / "ground_truth.json").read_text())
+    for pid, patient in truth["patients"].items():
+        if patient["split"] == "test":
+            for view in VIEWS:
+                shutil.copy(data / patient["views"][view]["label"], tmp_path / f"{pid}_{view}_mask.png")
+    with_films, alone = evaluate(data, masks_dir=tmp_path), evaluate(data, masks_dir=tmp_path, film_weight=0.0)
+    assert with_films["parameters"]["film_weight"] == 0.5 and alone["parameters"]["film_weight"] == 0.0
+    assert evaluate(data)["parameters"]["film_weight"] == 0.0
+    assert with_films["per_patient"] != alone["per_patient"]  # the films were read
 
 
 def test_no_patient_in_the_split_is_one_clear_error(data: Path) -> None:
