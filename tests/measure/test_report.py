@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -330,3 +331,17 @@ def test_the_no_spine_verdict_follows_the_written_mask_not_the_name(tmp_path):
     result = measure_path(tmp_path, output=tmp_path / "measurements", figure=False)
     assert _load(result["a/x_mask"]["report"])["not_measured"]["coronal"]["reason"] == "a blank film"
     assert _load(result["b/x_mask"]["report"])["views"]
+
+
+@pytest.mark.parametrize("film_weight,source", [(0.5, "centreline_tangent_and_film"), (0.0, "centreline_tangent")])
+def test_radiographs_found_beside_the_masks_are_read_for_the_endplates(study_dir, tmp_path, masks, film_weight, source):
+    images = tmp_path / "images"
+    images.mkdir()
+    for view, m in masks.items():
+        Image.fromarray((m * 120 + 60).astype(np.uint8)).save(images / f"P0007_{view}.png")
+    result = measure_path(study_dir, output=tmp_path / "out", images=images, film_weight=film_weight)
+    report = json.loads(Path(result["P0007"]["report"]).read_text())
+    assert {v["cobb_source"] for v in report["views"].values()} == {source}
+    without = measure_path(study_dir, output=tmp_path / "bare")  # no films: the masks alone
+    report = json.loads(Path(without["P0007"]["report"]).read_text())
+    assert {v["cobb_source"] for v in report["views"].values()} == {"centreline_tangent"}
