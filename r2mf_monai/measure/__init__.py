@@ -12,12 +12,13 @@
 """Scoliosis measurements from spinal-column masks: centreline, curves, Cobb angles, flexibility, Lenke type.
 
 The step after segmentation that the paper motivates (R2MF-Net §1, §3.9, §5): masks in, angles out. This layer knows
-masks (numpy (H, W), row 0 at the head, nonzero = column) and pixel spacing only; it imports no network, transform
-or command-line code.
+masks (numpy (H, W), row 0 at the head, nonzero = column), pixel spacing and, where it is given, the film a mask was
+drawn on; it imports no network, transform or command-line code.
 
 - :mod:`.centreline`: smoothed, arc-length-parametrised centreline and its tangent angle.
 - :mod:`.levels`: vertebral levels estimated from the position along the column; Lenke regions.
 - :mod:`.endplates`: vertebra corners and endplate tilts read from the notches of a corner-built outline (AASCE masks).
+- :mod:`.film_tilt`: the endplate tilt read from the film along the centreline, blended with the tangent.
 - :mod:`.cobb`: curves between tangent (or vertebra-tilt) extremes, Cobb angles, apex, end levels, CSVL deviation.
 - :mod:`.lenke`: flexibility on side-bending views, structural curves, Lenke curve type and lumbar modifier.
 - :mod:`.readers`: reading mask files and radiographs with their pixel spacing.
@@ -31,6 +32,7 @@ from __future__ import annotations
 from r2mf_monai.measure.centreline import Centreline, MaskNotMeasurableError, extract_centreline
 from r2mf_monai.measure.cobb import LOWEST_LEVELS, Curve, ViewMeasurement, find_curves, measure_mask
 from r2mf_monai.measure.endplates import VertebraFit, aasce_angles, fit_vertebrae
+from r2mf_monai.measure.film_tilt import blend_tilts, film_tilts
 from r2mf_monai.measure.lenke import (
     CurveAssessment,
     LenkeClassification,
@@ -55,8 +57,10 @@ __all__ = [
     "VertebraFit",
     "ViewMeasurement",
     "aasce_angles",
+    "blend_tilts",
     "classify_lenke",
     "extract_centreline",
+    "film_tilts",
     "find_curves",
     "fit_vertebrae",
     "lenke_curve_type",

@@ -9,7 +9,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Curves and Cobb angles of one view, from the tangent of the spinal centreline.
+"""Curves and Cobb angles of one view, from the tangent of the spinal centreline (blended with the endplates seen on
+the film where it is given, :mod:`.film_tilt`; from vertebra tilts on masks built from vertebra corners).
 
 The Cobb angle is the angle between the upper endplate of the upper end vertebra and the lower endplate of the lower
 end vertebra, the end vertebrae being the most tilted ones (Cobb 1948; the measurement the paper's masks serve, §1
@@ -19,7 +20,9 @@ Hence: the curves of a view are the stretches between consecutive tangent extrem
 the difference of the tangent angles at its two ends. Ends are sought from the top of the column down to the upper
 endplate of S1 (estimated with the level model): the sacrum below it is in the masks but carries no Cobb line.
 Extremes are found with a hysteresis (a "zig-zag") of ``min_cobb`` degrees, so wiggles smaller than the threshold
-neither make curves nor split them.
+neither make curves nor split them. The perpendicular endplate is an approximation (real vertebrae are wedged and
+rotated, and a predicted mask spills over a curve's concave side): given the film, the profile the extremes are
+sought on is the tangent blended with the endplate tilt read from the film (:func:`.film_tilt.blend_tilts`).
 
 For each curve this module reports: Cobb angle, end and apex levels (estimated, see :mod:`.levels`), the Lenke region
 of the apex, the convex side (``"image_left"``/``"image_right"``: sides of the *image*; they are the patient's sides
