@@ -245,7 +245,10 @@ def _method_note(report: StudyReport) -> str:
     annotation) or estimated along a smooth column's centreline."""
     title = _VIEW_TITLES.get
     read = [n for n, vm in report.views.items() if vm.vertebrae is not None]
+    filmed = any(vm.film_tilt_deg is not None for vm in report.views.values())
     estimated = "levels estimated from the column's length (about ±1 level), Cobb angles from the centreline tangent"
+    if filmed:
+        estimated += " and the endplates seen on the film"
     if not read:
         return estimated[0].upper() + estimated[1:] + "."
     parts = [

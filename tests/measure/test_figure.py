@@ -98,3 +98,12 @@ def test_notes_say_how_the_angles_were_read(report, monkeypatch):
     assert "Coronal: levels and Cobb angles (endplate tilts) from the vertebrae read off the outline's corners" in text
     assert "Left bending: levels estimated from the column's length" in text
     assert "Coronal: tilt of T8 taken from the neighbouring vertebrae" in text
+
+
+def test_notes_say_when_the_film_was_read(report):
+    film = s_curve_mask(VIEWS["coronal"]).astype(np.float32) * 0.6 + 0.2
+    with_film = measure_study({"coronal": s_curve_mask(VIEWS["coronal"])}, images={"coronal": film}, patient_id="P4")
+    assert with_film.views["coronal"].film_tilt_deg is not None
+    text = " ".join(" ".join(_notes(with_film)).split())
+    assert "Cobb angles from the centreline tangent and the endplates seen on the film" in text
+    assert "endplates seen on the film" not in " ".join(_notes(report))  # the masks alone
