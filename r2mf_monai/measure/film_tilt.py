@@ -107,7 +107,8 @@ def film_tilts(
     if not pitch > 0:
         raise ValueError(f"pitch must be > 0, got {pitch}.")
     sp = np.asarray(centreline.spacing if centreline.spacing is not None else (1.0, 1.0), dtype=float)
-    pitch_px = float(pitch / np.sqrt(sp[0] * sp[1]))
+    unit_px = float(np.sqrt(sp[0] * sp[1]))  # a pixel's mean size in the centreline's unit
+    pitch_px = pitch / unit_px
     pts = centreline.points
     n = len(pts)
     out = np.full(n, np.nan)
@@ -135,7 +136,7 @@ def film_tilts(
         axis /= np.linalg.norm(axis)
         across = np.array([-axis[1], axis[0]])
         hh = 0.5 * pitch_px
-        hw = 0.5 * width_fraction * float(centreline.width[i]) / float(np.sqrt(sp[0] * sp[1]))
+        hw = 0.5 * width_fraction * float(centreline.width[i]) / unit_px
         u = np.arange(-hh, hh + 1e-9)
         v = np.arange(-hw, hw + 1e-9)
         if len(u) < 2 or len(v) < 2:
