@@ -15,4 +15,4 @@ from __future__ import annotations
 
 # the one place the version is written: setup.py reads it, metadata.json's required r2mf-monai and version must equal
 # it (tests/test_version.py), DICOM SEG files and measurement reports stamp it
-__version__ = "0.15.0"
+__version__ = "0.16.0"

@@ -431,7 +431,9 @@ def evaluate_film(
     h, w = film.shape
     gt = column_mask(film.points, (h, w), source=film.name) > 0
     ref = np.asarray(film.angles, dtype=np.float64)
-    gt_view, gt_error = _measure(gt, LevelModel(sacrum_mm=0.0), min_cobb)  # the annotation ends at L5
+    image = read_image(film.image)[0] if film_weight > 0 else None
+    # the annotation ends at L5
+    gt_view, gt_error = _measure(gt, LevelModel(sacrum_mm=0.0), min_cobb, image, film_weight)
     gt_angles = _angles(gt_view, h)
     r0, r1 = _landmark_rows(film)
     row: dict[str, Any] = {
@@ -447,6 +449,7 @@ def evaluate_film(
         "gt_smape": round(smape(gt_angles, ref), 2),
         "gt_curves": None if gt_view is None else [c.to_dict() for c in gt_view.curves],
         "gt_error": gt_error,
+        "gt_cobb_source": None if gt_view is None else gt_view.cobb_source,
     }
     extra: dict[str, Any] = {"gt": gt, "gt_centreline": None if gt_view is None else gt_view.centreline.points}
     if pred_mask is None:
@@ -454,7 +457,6 @@ def evaluate_film(
     pred = np.asarray(pred_mask) > 0
     if pred.shape != (h, w):
         raise ValueError(f"predicted mask of '{film.name}' is {pred.shape}, the film is {(h, w)}.")
-    image = read_image(film.image)[0] if film_weight > 0 else None
     pred_view, pred_error = _measure(pred, LevelModel(), min_cobb, image, film_weight)  # it runs on to the sacrum
     pred_angles = _angles(pred_view, h)
     dice, hd95 = _overlap_metrics(pred[r0:r1], gt[r0:r1])
@@ -466,6 +468,7 @@ def evaluate_film(
             "pred_smape": round(smape(pred_angles, ref), 2),
             "pred_curves": None if pred_view is None else [c.to_dict() for c in pred_view.curves],
             "pred_error": pred_error,
+            "pred_cobb_source": None if pred_view is None else pred_view.cobb_source,
             "dice": round(dice, 4),
             "hd95_px": None if hd95 is None else round(hd95, 1),
             "on_spine": bool(np.any(pred[r0:r1] & gt[r0:r1])),
@@ -702,7 +705,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     if pred:
         header += [f"pred_{a}" for a in ANGLE_NAMES] + ["pred_main_error", "pred_smape", "dice", "hd95_px", "on_spine",
                    "column_rows_found", "column_top_missed", "review_score", "review_flag"]  # fmt: skip
-    header += ["gt_error"] + (["pred_error"] if pred else [])
+    header += ["gt_cobb_source", "gt_error"] + (["pred_cobb_source", "pred_error"] if pred else [])
     with atomic_write(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(header)

@@ -222,6 +222,15 @@ class ViewMeasurement:
             return self.film_tilt_deg
         return None if self.centreline is None else self.centreline.tangent_deg
 
+    @property
+    def cobb_source(self) -> str:
+        """What the Cobb angles were read from: ``"vertebra_tilts"`` (the vertebrae read off a corner-built outline),
+        ``"vertebra_tilts_and_film"`` (their corners placed with the film's endplate edges too),
+        ``"centreline_tangent"`` or ``"centreline_tangent_and_film"`` (the tangent blended with the film's reading)."""
+        if self.vertebrae is not None:
+            return "vertebra_tilts_and_film" if self.vertebrae.film_edges else "vertebra_tilts"
+        return "centreline_tangent_and_film" if self.film_tilt_deg is not None else "centreline_tangent"
+
     def regional_cobb(self) -> dict[str, float]:
         """Cobb angle (degrees) of the largest curve of each Lenke region by apex, ``{"PT": .., "MT": .., "TL/L": ..}``;
         0.0 for a region without a curve of at least ``min_cobb``."""
@@ -264,9 +273,7 @@ class ViewMeasurement:
             "trunk_lean_deg": None if self.lean_deg is None else round(float(self.lean_deg), 1),
             "min_cobb_deg": self.min_cobb,
             "lowest_level": self.lowest_level,
-            "cobb_source": "vertebra_tilts"
-            if self.vertebrae is not None
-            else ("centreline_tangent_and_film" if self.film_tilt_deg is not None else "centreline_tangent"),
+            "cobb_source": self.cobb_source,
             "regional_cobb_deg": {k: round(v, 1) for k, v in self.regional_cobb().items()},
             "vertebra_tilts_deg": None
             if self.vertebrae is None
@@ -656,7 +663,7 @@ def measure_mask(
     if end != "S" and (told_l5 or detect_lowest_level(fg, centreline) == "L5"):
         names = LevelModel(top=levels.top, sacrum_mm=0.0).vertebrae
         try:
-            vertebrae = fit_vertebrae(fg, centreline, names=names)
+            vertebrae = fit_vertebrae(fg, centreline, names=names, image=image if film_weight > 0 else None)
         except ValueError:  # an outline too short for its vertebrae: the centreline's tangent still measures it
             vertebrae = None
         if vertebrae is not None:

@@ -251,9 +251,12 @@ def _method_note(report: StudyReport) -> str:
         estimated += " and the endplates seen on the film"
     if not read:
         return estimated[0].upper() + estimated[1:] + "."
+    corners = "the outline's corners"
+    if any(report.views[n].vertebrae.film_edges for n in read):
+        corners += " and the endplates' edges on the film"
     parts = [
         f"{', '.join(title(n, n) for n in read)}: levels and Cobb angles (endplate tilts) from the vertebrae read "
-        "off the outline's corners"
+        f"off {corners}"
     ]
     rest = [n for n in report.views if n not in read]
     if rest:

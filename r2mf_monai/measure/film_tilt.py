@@ -48,7 +48,7 @@ from scipy import ndimage
 
 from r2mf_monai.measure.centreline import Centreline
 
-__all__ = ["CONE_DEG", "FILM_WEIGHT", "SIGMA_PITCH", "WIDTH_FRACTION", "blend_tilts", "film_tilts"]
+__all__ = ["CONE_DEG", "FILM_WEIGHT", "SIGMA_PITCH", "WIDTH_FRACTION", "blend_tilts", "film_gray", "film_tilts"]
 
 CONE_DEG = 30.0
 """Largest angle (degrees) between a gradient and the column's axis for the gradient to count as an endplate's (mean
@@ -70,7 +70,13 @@ _MIN_SUPPORT = 0.05
 """Least fraction of a window's pixels whose gradient lies in the cone for the window to be read."""
 
 
-def _gray(image: np.ndarray) -> np.ndarray:
+def film_gray(image: np.ndarray) -> np.ndarray:
+    """The film as a float32 (H, W) array: an RGB(A) picture of it (channels last or first) is averaged over its colour
+    channels.
+
+    Raises:
+        ValueError: for anything else that is not 2-D.
+    """
     img = np.asarray(image, dtype=np.float32)
     if img.ndim == 3:  # an RGB(A) picture of a film: its mean over the colour channels
         img = img[..., :3].mean(axis=-1) if img.shape[-1] in (3, 4) else img.mean(axis=0)
@@ -103,7 +109,7 @@ def film_tilts(
     Raises:
         ValueError: for an image that is not 2-D or a non-positive pitch.
     """
-    img = _gray(image)
+    img = film_gray(image)
     if not pitch > 0:
         raise ValueError(f"pitch must be > 0, got {pitch}.")
     sp = np.asarray(centreline.spacing if centreline.spacing is not None else (1.0, 1.0), dtype=float)

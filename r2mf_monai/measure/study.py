@@ -188,7 +188,12 @@ def measure_study(
     approximations = [
         "centreline: mid-line of the mask smoothed over "
         f"{smoothing:.0%} of the column length; Cobb angles from its tangent, not from individual endplates, except "
-        "on masks built from vertebra corners, whose endplates are read from the outline's notches",
+        "on masks built from vertebra corners, whose endplates are read from the outline's notches"
+        + (
+            " and the film's endplate edges beside them"
+            if any(v.vertebrae is not None and v.vertebrae.film_edges for v in views.values())
+            else ""
+        ),
         *(
             [
                 f"where the film was at hand, the tangent blended ({film_weight:.0%} film) with the endplate tilt read "

@@ -25,9 +25,11 @@ from r2mf_monai.data.landmarks import column_mask
 from r2mf_monai.data.synthetic import synthesize_dataset
 from r2mf_monai.data.synthetic.writers import synthetic_to_aasce
 from r2mf_monai.experiments.public_benchmark import (
+    Film,
     LayoutError,
     aasce_angles,
     column_rows_found,
+    evaluate_film,
     evaluate_landmarks,
     films_in_datalist,
     main,
@@ -37,7 +39,7 @@ from r2mf_monai.experiments.public_benchmark import (
 from r2mf_monai.measure import LevelModel, measure_mask
 from r2mf_monai.measure.endplates import aasce_angles as vertebra_aasce_angles
 from tests.measure.shapes import arc_mask, s_curve_mask
-from tests.measure.test_endplates import corner_spine
+from tests.measure.test_endplates import CASES, _film_of, corner_spine
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -152,6 +154,7 @@ def test_gt_column_cobb_close_to_generator(gt_run):
         assert row["gt_error"] is None
         assert row["ref_angles"][0] > 10.0  # a real curve, not a straight spine
         assert abs(row["gt_angles"][0] - row["ref_angles"][0]) < 4.0, row["film"]
+        assert row["gt_cobb_source"].endswith("_and_film")  # read with its film
     errors = [abs(r["gt_angles"][0] - r["ref_angles"][0]) for r in rows]
     assert summary["from_ground_truth_columns"]["main_curve_mae_deg"] == pytest.approx(np.mean(errors), abs=0.01)
     expected = np.mean([smape(r["gt_angles"], r["ref_angles"]) for r in rows])
@@ -161,6 +164,19 @@ def test_gt_column_cobb_close_to_generator(gt_run):
     assert min(errors) - 1e-3 <= low <= np.mean(errors) <= high <= max(errors) + 1e-3
     assert "main_curve_mae_ci95_deg" in summary["from_ground_truth_columns"]["films_with_ordered_corners"]
     assert f"({low:.2f}-{high:.2f})" in (out / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("film_weight,source", [(0.0, "vertebra_tilts"), (0.5, "vertebra_tilts_and_film")])
+def test_ground_truth_columns_are_read_with_their_films(tmp_path, film_weight, source):
+    # a corner-built column (the AASCE annotation's kind) on a film of its bodies: the film helps place its corners
+    mask, corners, tilts = corner_spine(*CASES[1])
+    Image.fromarray((np.clip(_film_of(mask, corners), 0, 1) * 255).astype(np.uint8)).save(tmp_path / "f.png")
+    points = corners.reshape(-1, 2)[:, ::-1]
+    film = Film(name="f.png", image=tmp_path / "f.png", points=points, angles=np.array([np.ptp(tilts), 0, 0]),
+                shape=mask.shape)  # fmt: skip
+    row, _ = evaluate_film(film, None, film_weight=film_weight)
+    assert row["gt_cobb_source"] == source and row["gt_error"] is None
+    assert row["gt_main_error"] < 4.0
 
 
 def test_misordered_corners_are_listed_and_left_out_of_the_ordered_mae(aasce, tmp_path):

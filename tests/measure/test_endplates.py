@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from skimage.draw import polygon
 
 from r2mf_monai.constants import VERTEBRAE
 from r2mf_monai.data.landmarks import column_mask
@@ -318,3 +319,86 @@ def test_the_measurement_says_which_tilts_were_mended(monkeypatch):
     mask, _, _ = corner_spine(*CASES[1])
     notes = measure_mask(mask).notes
     assert any(n.startswith("tilt of T8 taken from the neighbouring vertebrae") for n in notes)
+
+
+def _film_of(mask, corners, seed=0):
+    """A film of a column: bodies (the corners' quadrilaterals) bright, discs darker, soft tissue darker, noise."""
+    film = np.where(mask, 0.45, 0.25).astype(np.float32)
+    for q in corners:
+        rr, cc = polygon(q[[0, 1, 3, 2], 0], q[[0, 1, 3, 2], 1], mask.shape)
+        film[rr, cc] = 0.9
+    return film + np.random.default_rng(seed).normal(0, 0.05, mask.shape).astype(np.float32)
+
+
+def _straight_column():
+    """A column whose sides run straight (no notch anywhere: where its corners are is the priors' guess) and its
+    corners fitted from the outline alone."""
+    mask = np.zeros((1900, 800), bool)
+    mask[150:1750, 360:441] = True
+    fg = binarize_mask(mask)
+    vm = measure_mask(mask, lowest_level="L5", film_weight=0)
+    return fg, vm.centreline, fit_vertebrae(fg, vm.centreline)
+
+
+@pytest.mark.parametrize("shift", [-8.0, 8.0])
+def test_the_film_places_corners_where_the_outline_is_silent(shift):
+    # the film's bodies drawn 8 px above / below where the outline alone puts every inner endplate: with the film the
+    # corners follow its endplates (upper corners where the film brightens going down, lower ones where it darkens)
+    fg, centreline, alone = _straight_column()
+    drawn = alone.corners.copy()
+    drawn[1:-1, :, 0] += shift
+    drawn[0, 2:, 0] += shift  # T1's lower endplate and L5's upper one; the column's ends stay
+    drawn[-1, :2, 0] += shift
+    film = _film_of(fg, drawn)
+    fit = fit_vertebrae(fg, centreline, image=film)
+    assert fit.film_edges and not alone.film_edges
+    assert np.abs(alone.corners[1:-1, :, 0] - drawn[1:-1, :, 0]).mean() == pytest.approx(abs(shift))
+    assert np.abs(fit.corners[1:-1, :, 0] - drawn[1:-1, :, 0]).mean() < 2.5
+    # bone is what is brighter than beside the column: the inverted film (MONOCHROME1 shown raw) reads the same
+    np.testing.assert_array_equal(fit_vertebrae(fg, centreline, image=1.0 - film).corners, fit.corners)
+    # an RGB picture of the film reads as the film
+    rgb = np.repeat(film[..., None], 3, axis=-1)
+    np.testing.assert_allclose(fit_vertebrae(fg, centreline, image=rgb).corners, fit.corners)
+
+
+@pytest.mark.parametrize("image", ["blank", "weight 0"])
+def test_a_film_without_edges_changes_nothing(image):
+    fg, centreline, alone = _straight_column()
+    if image == "blank":
+        fit = fit_vertebrae(fg, centreline, image=np.full(fg.shape, 0.5, np.float32))
+    else:
+        fit = fit_vertebrae(fg, centreline, image=_film_of(fg, alone.corners + 8.0), edge_weight=0.0)
+        assert not fit.film_edges
+    np.testing.assert_array_equal(fit.corners, alone.corners)
+
+
+@pytest.mark.parametrize("axis,wobble", CASES)
+def test_the_film_keeps_notched_corners(axis, wobble):
+    # where the notches are sharp they decide: the film drawn from the same corners moves the tilts by little
+    mask, corners, tilts = corner_spine(axis, wobble)
+    alone = measure_mask(mask, film_weight=0).vertebrae
+    vm = measure_mask(mask, image=_film_of(mask, corners))
+    assert vm.vertebrae.film_edges and not alone.film_edges
+    assert np.abs(vm.vertebrae.tilt_deg - tilts).mean() <= np.abs(alone.tilt_deg - tilts).mean() + 0.25
+    assert np.abs(vm.vertebrae.corners - corners).mean() < 4.0
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"edge_weight": -1.0}, "edge_weight must be >= 0"),
+        ({"edge_sigma": 0.0}, "edge_sigma > 0"),
+        ({"edge_depth": (0.3, 0.1)}, "edge_depth"),
+        ({"edge_depth": (-0.1, 0.3)}, "edge_depth"),
+    ],
+)
+def test_bad_film_edge_arguments_are_refused(kwargs, match):
+    fg, centreline, _ = _straight_column()
+    with pytest.raises(ValueError, match=match):
+        fit_vertebrae(fg, centreline, image=np.zeros(fg.shape, np.float32), **kwargs)
+
+
+def test_a_film_of_another_shape_is_refused():
+    fg, centreline, _ = _straight_column()
+    with pytest.raises(ValueError, match="the film has shape"):
+        fit_vertebrae(fg, centreline, image=np.zeros((100, 100), np.float32))

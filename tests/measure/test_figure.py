@@ -20,7 +20,7 @@ from r2mf_monai.measure.figure import REGION_COLOURS, _notes, draw_study
 from r2mf_monai.measure.levels import LevelModel
 from r2mf_monai.measure.report import measure_study
 from tests.measure.shapes import s_curve_mask, straight_mask
-from tests.measure.test_endplates import CASES, corner_spine
+from tests.measure.test_endplates import CASES, _film_of, corner_spine
 
 VIEWS = {"coronal": (-20.0, 20.0, -40.0), "left_bending": (25.0, 30.0, -10.0), "right_bending": (-35.0, -10.0, -20.0)}
 
@@ -107,3 +107,13 @@ def test_notes_say_when_the_film_was_read(report):
     text = " ".join(" ".join(_notes(with_film)).split())
     assert "Cobb angles from the centreline tangent and the endplates seen on the film" in text
     assert "endplates seen on the film" not in " ".join(_notes(report))  # the masks alone
+
+
+def test_notes_say_when_the_film_placed_the_corners():
+    mask, corners, _ = corner_spine(*CASES[1])
+    film = _film_of(mask, corners)
+    with_film = measure_study({"coronal": mask}, images={"coronal": film}, patient_id="P5")
+    text = " ".join(" ".join(_notes(with_film)).split())
+    assert "read off the outline's corners and the endplates' edges on the film" in text
+    alone = measure_study({"coronal": mask}, images={"coronal": film}, patient_id="P5", film_weight=0.0)
+    assert "edges on the film" not in " ".join(_notes(alone))

@@ -123,11 +123,13 @@ def test_endplates_that_turn_on_a_straight_axis_make_a_curve_only_with_the_film(
     assert abs(seen.turning_between(c.upper_fraction, c.lower_fraction)) == pytest.approx(c.cobb_deg, abs=1e-6)
 
 
-def test_a_mask_read_from_its_corners_ignores_the_film():
+def test_a_mask_read_from_its_corners_keeps_its_vertebrae_tilts():
+    # no tilt profile from the film: the film only helps place the corners (endplates.fit_vertebrae)
     mask, _, _ = corner_spine(np.zeros(17), np.linspace(-12.0, 12.0, 17))
     vm = measure_mask(mask, image=np.random.default_rng(0).random(mask.shape))
-    assert vm.vertebrae is not None and vm.film_tilt_deg is None
-    assert vm.to_dict()["cobb_source"] == "vertebra_tilts"
+    assert vm.vertebrae is not None and vm.film_tilt_deg is None and vm.vertebrae.film_edges
+    assert vm.to_dict()["cobb_source"] == "vertebra_tilts_and_film"
+    assert measure_mask(mask).to_dict()["cobb_source"] == "vertebra_tilts"
 
 
 def test_the_study_reads_the_views_with_their_films():

@@ -23,6 +23,7 @@ from PIL import Image
 from r2mf_monai.constants import VIEWS
 from r2mf_monai.measure.report import measure_path, measure_study, read_image, read_mask
 from tests.measure.shapes import arc_mask, s_curve_mask, straight_mask
+from tests.measure.test_endplates import CASES, _film_of, corner_spine
 
 # one patient on PA display (image right = patient right): the coronal view has a 40 degree curve convex to the
 # image left over a 60 degree one convex to the image right; the left-bending view leans left and straightens the
@@ -345,3 +346,15 @@ def test_radiographs_found_beside_the_masks_are_read_for_the_endplates(study_dir
     without = measure_path(study_dir, output=tmp_path / "bare")  # no films: the masks alone
     report = json.loads(Path(without["P0007"]["report"]).read_text())
     assert {v["cobb_source"] for v in report["views"].values()} == {"centreline_tangent"}
+
+
+@pytest.mark.parametrize("film_weight", [0.5, 0.0])
+def test_a_corner_built_column_with_its_film_says_the_film_placed_its_corners(film_weight):
+    mask, corners, _ = corner_spine(*CASES[1])
+    report = measure_study({"coronal": mask}, images={"coronal": _film_of(mask, corners)}, film_weight=film_weight)
+    view = report.views["coronal"]
+    assert view.vertebrae is not None and view.vertebrae.film_edges == (film_weight > 0)
+    expected = "vertebra_tilts_and_film" if film_weight > 0 else "vertebra_tilts"
+    assert report.to_dict()["views"]["coronal"]["cobb_source"] == expected
+    said = any("film's endplate edges" in a for a in report.approximations)
+    assert said == (film_weight > 0)
