@@ -62,7 +62,7 @@ def test_two_cpu_ranks_train_one_epoch_and_agree(tiny_dataset: Path, tmp_path: P
         "--max_epochs",
         "1",
         "--finalize",
-        f"['{save}', '$dist.destroy_process_group()']",
+        f"['{save}', '$dist.barrier()', '$dist.destroy_process_group()']",
     )
     for key, value in TINY.items():
         cmd += [f"--{key}", value]
