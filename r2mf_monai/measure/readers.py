@@ -153,8 +153,9 @@ def read_mask(path: str | os.PathLike) -> tuple[np.ndarray, tuple[float, float] 
     return check_binary(arr, path), spacing, meta
 
 
-def _read_array(path: str | os.PathLike) -> tuple[np.ndarray, tuple[float, float] | None, dict]:
-    """Read any supported file as an (H, W) array with its spacing and facts (:func:`read_mask` without the check)."""
+def _read_array(path: str | os.PathLike, kind: str = "mask") -> tuple[np.ndarray, tuple[float, float] | None, dict]:
+    """Read any supported file as an (H, W) array with its spacing and facts (:func:`read_mask` without the check);
+    ``kind`` names the file in errors ("mask", "radiograph")."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"file not found: {p}")
@@ -177,10 +178,10 @@ def _read_array(path: str | os.PathLike) -> tuple[np.ndarray, tuple[float, float
     except Exception as err:  # any reader failure is the file's fault: name the file once
         if isinstance(err, ValueError) and str(p) in str(err):
             raise
-        raise ValueError(f"cannot read mask {p}: {err}") from err
+        raise ValueError(f"cannot read {kind} {p}: {err}") from err
     arr = np.asarray(arr)
     if arr.ndim != 2:
-        raise ValueError(f"mask {p} must be a 2-D image, got shape {arr.shape}.")
+        raise ValueError(f"{kind} {p} must be a 2-D image, got shape {arr.shape}.")
     return arr, spacing, meta
 
 
@@ -191,7 +192,7 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, tuple[float, float]
         FileNotFoundError: when ``path`` does not exist.
         ValueError: when the file cannot be read as a 2-D image.
     """
-    arr, spacing, meta = _read_array(path)
+    arr, spacing, meta = _read_array(path, kind="radiograph")
     img = arr.astype(np.float32)
     if meta.get("photometric") == "MONOCHROME1":
         img = img.max() - img

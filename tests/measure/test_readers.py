@@ -109,3 +109,13 @@ def test_measure_path_on_an_infer_folder_measures_the_masks(tmp_path, caplog):
     result = measure_path(tmp_path, output=tmp_path / "out", figure=False, sacrum_mm=0.0)
     assert list(result) == ["P1"] and "coronal" in result["P1"]["summary"]
     assert not [r for r in caplog.records if r.levelname == "WARNING"], caplog.text
+
+
+def test_a_broken_radiograph_is_named_as_one(tmp_path):
+    _png(tmp_path / "P1_coronal.png", _radiograph())
+    broken = tmp_path / "P1_broken.png"
+    broken.write_bytes((tmp_path / "P1_coronal.png").read_bytes()[:60])  # truncated
+    with pytest.raises(ValueError, match=r"cannot read radiograph .*P1_broken.png"):
+        read_image(broken)
+    with pytest.raises(ValueError, match=r"cannot read mask .*P1_broken.png"):
+        read_mask(broken)
