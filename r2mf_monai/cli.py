@@ -183,7 +183,8 @@ def measure(
         output: folder for the JSON reports and figures; defaults to ``measurements/`` beside the masks.
         spacing: pixel spacing in mm where the files do not carry it (PNG); otherwise lengths are in pixels.
         images: the radiographs (file or folder, same stems) to draw under the masks; DICOM ones give the spacing,
-            and a smooth mask's curves are read with the endplates seen on its film.
+            a smooth mask's curves are read with the endplates seen on its film, and a corner-built mask's corners
+            are placed with the film's endplate edges.
         orientation: display convention: ``PA`` (image right = patient right), ``AP`` (radiological) or ``auto``
             (from the bending views' trunk lean).
         min_cobb: smallest Cobb angle reported, degrees.
@@ -427,8 +428,9 @@ def evaluate_landmarks(
         overrides: other bundle keys, e.g. ``'{"precision": "fp32", "review": false}'``: plain values only (no
             ``$`` expression, ``@`` reference, ``%`` macro or ``_target_``), keys that inference.json has.
         device: ``cpu``, ``cuda`` or ``cuda:N``.
-        film_weight: the film's weight in a predicted mask's tilt profile (``r2mf_monai.measure.film_tilt``); ``0``
-            reads the mask alone. Defaults to ``FILM_WEIGHT`` (0.5).
+        film_weight: the film's weight in a predicted mask's tilt profile (``r2mf_monai.measure.film_tilt``); above
+            ``0`` the ground-truth columns' corners are also placed with the film; ``0`` reads every mask alone.
+            Defaults to ``FILM_WEIGHT`` (0.5).
     """
     import shlex
 

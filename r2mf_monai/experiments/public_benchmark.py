@@ -413,14 +413,14 @@ def evaluate_film(
 
     The predicted mask is measured with its film, as ``r2mf-monai infer`` measures it (the film read as
     :func:`r2mf_monai.measure.readers.read_image` reads it for the report); the ground-truth columns are read from
-    their outline's corners.
+    their outline's corners, placed with the same film's endplate edges.
 
     Args:
         film: the film.
         pred_mask: the predicted (H, W) mask (nonzero = column), or ``None`` (ground truth only).
         min_cobb: smallest curve measured, degrees. Defaults to ``5.0``.
         film_weight: the film's weight in the predicted mask's tilt profile (:mod:`r2mf_monai.measure.film_tilt`);
-            ``0`` reads the mask alone. Defaults to :data:`r2mf_monai.measure.film_tilt.FILM_WEIGHT`.
+            ``0`` reads both masks alone. Defaults to :data:`r2mf_monai.measure.film_tilt.FILM_WEIGHT`.
 
     Returns:
         ``(row, extra)``: the per-film record (JSON-ready) and what the contact sheet draws (masks, centrelines).

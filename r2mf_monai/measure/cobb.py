@@ -616,7 +616,8 @@ def measure_mask(
     (:data:`.endplates.FIT_PX`) or, failing that, when it has no more vertices than its vertebrae have corners
     (:attr:`.endplates.VertebraFit.outline_vertices`: a vertebra jutting out of line spoils the fit, not the polygon).
     A smooth mask given its film (``image``) is read from the tangent blended with the endplate tilt seen on the film
-    (:mod:`.film_tilt`), the tangent alone without it.
+    (:mod:`.film_tilt`), the tangent alone without it; a notched one's corners are placed with the film's endplate
+    edges as well as its notches (:func:`.endplates.fit_vertebrae`).
 
     Args:
         mask: (H, W) array, row 0 at the top (the head); values > 0.5 are the column.
@@ -630,7 +631,7 @@ def measure_mask(
         image: the film the mask was drawn on, (H, W) (or an RGB picture of it) on the mask's grid; ``None`` reads
             the mask alone.
         film_weight: the film reading's weight in the tilt profile (:func:`.film_tilt.blend_tilts`); ``0`` reads the
-            tangent alone. Defaults to :data:`.film_tilt.FILM_WEIGHT`.
+            tangent alone, and the corners from the outline alone. Defaults to :data:`.film_tilt.FILM_WEIGHT`.
 
     Returns:
         the :class:`ViewMeasurement`.

@@ -66,7 +66,7 @@ from scipy.spatial import cKDTree
 from skimage import measure as skmeasure
 
 from r2mf_monai.measure.centreline import Centreline
-from r2mf_monai.measure.film_tilt import film_gray
+from r2mf_monai.measure.film_tilt import film_crop, film_gray
 from r2mf_monai.measure.levels import BODY_HEIGHT_MM, DISC_HEIGHT_MM, VERTEBRAE
 
 __all__ = [
@@ -377,12 +377,8 @@ def _chain_edges(
     over both chains. Bone is taken to be what is brighter: the column's inside against a band just outside it, which
     also reads an inverted film (MONOCHROME1 shown raw) the right way round."""
     img = film_gray(image)
-    allq = np.concatenate([c.q for c in chains])
-    margin = depth[1] * width + 4 * sigma + 2
-    lo = np.maximum(np.floor(allq.min(axis=0) - margin).astype(int), 0)
-    hi = np.minimum(np.ceil(allq.max(axis=0) + margin).astype(int) + 1, img.shape)
-    crop = img[lo[0] : hi[0], lo[1] : hi[1]]
-    inside = fg[lo[0] : hi[0], lo[1] : hi[1]]
+    crop, lo = film_crop(img, np.concatenate([c.q for c in chains]), depth[1] * width + 4 * sigma + 2)
+    inside = fg[lo[0] : lo[0] + crop.shape[0], lo[1] : lo[1] + crop.shape[1]]
     ring = ndimage.binary_dilation(inside, iterations=max(1, int(0.2 * width))) & ~inside
     polarity = 1.0 if not ring.any() or crop[inside].mean() >= crop[ring].mean() else -1.0
     g_row = ndimage.gaussian_filter(crop, sigma, order=(1, 0))

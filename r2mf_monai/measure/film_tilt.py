@@ -48,7 +48,16 @@ from scipy import ndimage
 
 from r2mf_monai.measure.centreline import Centreline
 
-__all__ = ["CONE_DEG", "FILM_WEIGHT", "SIGMA_PITCH", "WIDTH_FRACTION", "blend_tilts", "film_gray", "film_tilts"]
+__all__ = [
+    "CONE_DEG",
+    "FILM_WEIGHT",
+    "SIGMA_PITCH",
+    "WIDTH_FRACTION",
+    "blend_tilts",
+    "film_crop",
+    "film_gray",
+    "film_tilts",
+]
 
 CONE_DEG = 30.0
 """Largest angle (degrees) between a gradient and the column's axis for the gradient to count as an endplate's (mean
@@ -83,6 +92,15 @@ def film_gray(image: np.ndarray) -> np.ndarray:
     if img.ndim != 2:
         raise ValueError(f"the film must be a 2-D image, got shape {np.shape(image)}.")
     return img
+
+
+def film_crop(image: np.ndarray, points: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """The part of the film within ``margin`` pixels of the bounding box of ``points`` ((N, 2) ``(row, column)``),
+    and its top-left pixel: only the column's surroundings are filtered, so a 3000 x 2500 film costs what a
+    1000 x 500 one does."""
+    lo = np.maximum(np.floor(points.min(axis=0) - margin).astype(int), 0)
+    hi = np.minimum(np.ceil(points.max(axis=0) + margin).astype(int) + 1, image.shape)
+    return image[lo[0] : hi[0], lo[1] : hi[1]], lo
 
 
 def film_tilts(
@@ -120,13 +138,9 @@ def film_tilts(
     out = np.full(n, np.nan)
     if n < 2:
         return out
-    # only the column's surroundings are filtered: a 3000 x 2500 film costs the same as a 1000 x 500 one
-    half_w = 0.5 * float(np.max(centreline.width)) / float(min(sp)) + pitch_px
-    lo = np.maximum(np.floor(pts.min(axis=0) - half_w).astype(int), 0)
-    hi = np.minimum(np.ceil(pts.max(axis=0) + half_w).astype(int) + 1, img.shape)
-    if np.any(hi - lo < 3):
+    crop, lo = film_crop(img, pts, 0.5 * float(np.max(centreline.width)) / float(min(sp)) + pitch_px)
+    if min(crop.shape) < 3:
         return out
-    crop = img[lo[0] : hi[0], lo[1] : hi[1]]
     sigma = max(0.5, sigma_pitch * pitch_px)
     smooth = ndimage.gaussian_filter(crop, sigma)
     g_row = ndimage.sobel(smooth, axis=0)

@@ -148,8 +148,9 @@ def measure_path(
         spacing: pixel spacing in mm for files that do not carry one (DICOM and NIfTI masks carry theirs); ``None``
             measures such files in pixels.
         images: the matching radiograph file or folder (same stems), drawn under the masks in the figure; a DICOM
-            radiograph also supplies the pixel spacing when the mask has none, and a smooth mask's curves are read
-            with the endplates seen on its film (:mod:`.film_tilt`).
+            radiograph also supplies the pixel spacing when the mask has none, a smooth mask's curves are read
+            with the endplates seen on its film (:mod:`.film_tilt`), and a corner-built mask's corners are placed
+            with the film's endplate edges (:func:`.endplates.fit_vertebrae`).
         orientation: display convention ``"PA"``, ``"AP"`` or ``"auto"``. Defaults to ``"auto"``; a DICOM mask's
             PatientOrientation, when present, decides it.
         min_cobb: smallest Cobb angle reported, in degrees. Defaults to ``5.0``.

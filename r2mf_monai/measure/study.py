@@ -129,8 +129,9 @@ def measure_study(
         refused: view -> why it is not measured at all (e.g. the inference's "no spine found" verdict, with the
             network's confidence and the DICOM header behind it); such a view is reported as not measured.
         images: view -> the film the mask was drawn on, on the mask's grid: a smooth mask's curves are then read from
-            its tangent blended with the endplates seen on the film (:mod:`.film_tilt`); views without a film are
-            read from the mask alone.
+            its tangent blended with the endplates seen on the film (:mod:`.film_tilt`), a corner-built mask's
+            corners are placed with the film's endplate edges (:func:`.endplates.fit_vertebrae`); views without a film
+            are read from the mask alone.
         film_weight: the film's weight in that blend; ``0`` reads every mask alone. Defaults to
             :data:`.film_tilt.FILM_WEIGHT`.
 

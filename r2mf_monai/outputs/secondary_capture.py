@@ -106,8 +106,8 @@ def measure_for_capture(
         mask: (H, W) mask, row 0 at the top; foreground where ``> 0.5``.
         spacing: the film's pixel spacing in mm (one number or ``(row, column)``); ``None`` measures in pixels.
         min_cobb: smallest Cobb angle reported, degrees. Defaults to ``5.0``.
-        image: the film on the mask's grid: a smooth mask's curves are then read with the endplates seen on it
-            (:mod:`r2mf_monai.measure.film_tilt`), as the JSON report reads them; ``None`` reads the mask alone.
+        image: the film on the mask's grid: a mask is then read with the endplates seen on it
+            (:func:`r2mf_monai.measure.measure_mask`), as the JSON report reads it; ``None`` reads the mask alone.
 
     Returns:
         ``(measurement, None)``, or ``(None, reason)`` for a mask that carries no measurable column
